@@ -1,0 +1,214 @@
+"""torch -> ONNX: the files the runtime loads, written into ``MODEL_DIR/onnx/``.
+
+* ``model.onnx``: fp32, each MoE block one ``com.microsoft::MoE`` node (fused routing; ORT's CUDA kernel
+  on a GPU, its CPU kernel here). ``model.fp16.onnx`` on request (the fused op has fp16 kernels on CUDA only).
+* ``model.cpu-int8.onnx``: the sparse gather/scatter graph (NonZero + GatherND + ScatterND per expert),
+  ORT-optimised and dynamically quantised to int8, for CPU hosts.
+* ``model.gather-fp32.onnx`` / ``model.dense-fp32.onnx`` on request: the same gather/scatter graph in fp32,
+  and every expert computed on every token then masked (the benchmark baseline).
+
+Every file has the dynamic axes (batch, sequence), outputs ``last_hidden_state`` plus one
+``router_logits_{layer}`` per MoE layer, and carries config.json + moesearch.json in its metadata.
+``manifest.json`` lists each file with its sha256 and the sha256 of the weights it came from.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from .model import MoeBertModel
+from .moe import MoEBlock
+from .onnx_graph import MOE_DOMAIN, check_moe_nodes, gemm_to_matmul, set_metadata
+from .settings import EmbeddingSettings
+
+log = logging.getLogger(__name__)
+
+FUSED, FUSED_FP16, INT8, GATHER, DENSE = "fused", "fused-fp16", "int8", "gather", "dense"
+FILES = {FUSED: "model.onnx", FUSED_FP16: "model.fp16.onnx", INT8: "model.cpu-int8.onnx",
+         GATHER: "model.gather-fp32.onnx", DENSE: "model.dense-fp32.onnx"}
+DEFAULT_VARIANTS = (FUSED, INT8)
+MANIFEST = "manifest.json"
+
+
+class FusedMoE(nn.Module):
+    """Stand-in for `MoEBlock` at export: same router, expert weights stacked in ORT's layout."""
+
+    def __init__(self, block: MoEBlock):
+        super().__init__()
+        self.router = block.router
+        self.top_k, self.normalize = block.top_k, block.normalize
+        ex = block.experts
+        self.register_buffer("fc1", torch.stack([e.fc1.weight for e in ex]).detach())  # (E, I, H)
+        self.register_buffer("fc1_bias", torch.stack([e.fc1.bias for e in ex]).detach())  # (E, I)
+        self.register_buffer("fc2", torch.stack([e.fc2.weight for e in ex]).detach())  # (E, H, I)
+        self.register_buffer("fc2_bias", torch.stack([e.fc2.bias for e in ex]).detach())  # (E, H)
+
+    def forward(self, hidden: torch.Tensor, token_mask: torch.Tensor | None = None):
+        shape = hidden.shape
+        x = hidden.reshape(-1, shape[-1])  # (N, H)
+        logits = self.router(x)  # (N, E)
+        y = torch.onnx.ops.symbolic(
+            f"{MOE_DOMAIN}::MoE", (x, logits, self.fc1, self.fc1_bias, self.fc2, self.fc2_bias),
+            {"k": self.top_k, "normalize_routing_weights": int(self.normalize), "activation_type": "gelu"},
+            dtype=x.dtype, shape=x.shape, version=1)  # (N, H)
+        return y.reshape(shape), logits
+
+
+class ExportWrapper(nn.Module):
+    """(input_ids, attention_mask) -> (last_hidden_state, *router_logits) as plain tensors."""
+
+    def __init__(self, model: MoeBertModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return (out.last_hidden_state, *out.router_logits)
+
+
+def prepare(model: MoeBertModel, variant: str) -> MoeBertModel:
+    """A copy of ``model`` (eval, fp32) set up for one export variant."""
+    m = copy.deepcopy(model).float().eval()
+    if variant in (FUSED, FUSED_FP16):
+        for layer in m.encoder.layer:
+            if layer.is_moe:
+                layer.moe = FusedMoE(layer.moe)
+    else:
+        m.set_dispatch("dense" if variant == DENSE else "sparse")
+    return m
+
+
+def output_names(model: MoeBertModel) -> list[str]:
+    return ["last_hidden_state"] + [f"router_logits_{i}" for i in model.config.moe_layers]
+
+
+def to_onnx(model: MoeBertModel, variant: str, path: Path) -> Path:
+    m = prepare(model, variant)
+    ids = torch.randint(1000, 2000, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=model.config.max_position_embeddings)
+    program = torch.onnx.export(ExportWrapper(m), (ids, mask), dynamo=True, optimize=True, verbose=False,
+                                input_names=["input_ids", "attention_mask"], output_names=output_names(model),
+                                dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}))
+    program.save(str(path))
+    return path
+
+
+def cpu_int8(src: Path, dst: Path) -> None:
+    """Gather/scatter fp32 -> Gemm rewritten to MatMul -> ORT graph optimisation -> dynamic int8."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proto = onnx.load(str(src))
+        gemm_to_matmul(proto)
+        plain = Path(tmp) / "plain.onnx"
+        onnx.save(proto, str(plain))
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        opts.optimized_model_filepath = str(Path(tmp) / "opt.onnx")
+        ort.InferenceSession(str(plain), opts, providers=["CPUExecutionProvider"])
+        proto = onnx.load(opts.optimized_model_filepath)
+        del proto.graph.value_info[:]  # stale shape info from the dynamo export breaks the quantizer
+        onnx.save(proto, opts.optimized_model_filepath)
+        quantize_dynamic(opts.optimized_model_filepath, str(dst), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"], per_channel=True)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_sha256(model_dir: Path) -> str:
+    return sha256(model_dir / "model.safetensors")
+
+
+def export(model_dir: str | Path, variants: tuple[str, ...] = DEFAULT_VARIANTS, out_dir: str | Path | None = None
+           ) -> dict:
+    """Export ``variants`` of the model folder into ``model_dir/onnx`` and write the manifest."""
+    model_dir = Path(model_dir)
+    unknown = set(variants) - set(FILES)
+    if unknown:
+        raise ValueError(f"unknown export variants {sorted(unknown)}; allowed: {sorted(FILES)}")
+    out = Path(out_dir) if out_dir else model_dir / "onnx"
+    out.mkdir(parents=True, exist_ok=True)
+    model = MoeBertModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+    settings = EmbeddingSettings.load(model_dir)
+    cfg = model.config
+    meta = {"moesearch.config": cfg.to_json_string(use_diff=False),
+            "moesearch.settings": (model_dir / "moesearch.json").read_text(),
+            "moesearch.model_id": settings.model_id, "moesearch.pooling": settings.pooling,
+            **{f"moesearch.arch.{k}": v for k, v in cfg.metadata().items()}}
+    manifest = read_manifest(out)
+    manifest.update({"model_id": settings.model_id, "weights_sha256": weights_sha256(model_dir)})
+    files = manifest.setdefault("files", {})
+    with tempfile.TemporaryDirectory() as tmp:
+        gather_path = Path(tmp) / "gather.onnx"
+        if GATHER in variants or INT8 in variants:  # the int8 file is built from the gather/scatter graph
+            to_onnx(model, GATHER, gather_path)
+        for variant in dict.fromkeys(variants):
+            t0 = time.time()
+            path = out / FILES[variant]
+            if variant == GATHER:
+                proto = onnx.load(str(gather_path))
+            elif variant == INT8:
+                cpu_int8(gather_path, path)
+                proto = onnx.load(str(path))
+            else:
+                to_onnx(model, FUSED if variant == FUSED_FP16 else variant, path)
+                proto = onnx.load(str(path))
+                if variant in (FUSED, FUSED_FP16):
+                    n = check_moe_nodes(proto, cfg.hidden_size, cfg.intermediate_size, cfg.num_experts)
+                    if n != len(cfg.moe_layers):
+                        raise RuntimeError(f"{path}: {n} fused MoE nodes, expected {len(cfg.moe_layers)}")
+                if variant == FUSED_FP16:
+                    proto = to_fp16(proto)
+            set_metadata(proto, {**meta, "moesearch.variant": variant})
+            onnx.save(proto, str(path))
+            files[FILES[variant]] = {"variant": variant, "sha256": sha256(path), "bytes": path.stat().st_size}
+            log.info("wrote %s (%s, %.1f MB) in %.1fs", path, variant, path.stat().st_size / 1e6, time.time() - t0)
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """fp16 weights and activations, fp32 graph inputs/outputs (the CUDA EP's MoE kernel takes fp16)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    del proto.graph.value_info[:]
+    return convert_float_to_float16(proto, keep_io_types=True, disable_shape_infer=True,
+                                    op_block_list=["LayerNormalization", "Softmax", "TopK"])
+
+
+def read_manifest(onnx_dir: Path) -> dict:
+    path = Path(onnx_dir) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def is_current(model_dir: str | Path, variants: tuple[str, ...] = DEFAULT_VARIANTS) -> bool:
+    """True when ``model_dir/onnx`` holds every variant, exported from the current weights, unmodified."""
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir / "onnx")
+    if not manifest or manifest.get("weights_sha256") != weights_sha256(model_dir):
+        return False
+    files = manifest.get("files", {})
+    for v in variants:
+        entry, path = files.get(FILES[v]), model_dir / "onnx" / FILES[v]
+        if not entry or not path.is_file() or entry["bytes"] != path.stat().st_size:
+            return False
+    return True

@@ -1,0 +1,142 @@
+"""The Mixture-of-Experts FFN block: router, experts, sparse dispatch, load-balancing loss.
+
+Routing (as in ORT's ``com.microsoft::MoE`` with ``normalize_routing_weights=1``): softmax over
+all experts in fp32, take the top-k, renormalise the k weights to sum to 1. With every expert a
+copy of the same FFN the block then equals that FFN exactly, which is what makes upcycling exact.
+
+Dispatch is sparse: each expert runs only on the tokens routed to it (``where`` + ``index_select``
++ ``index_add``, which also exports to ONNX as real gather/scatter). ``dispatch="dense"`` runs every
+expert on every token and masks; it exists only as the test reference and the benchmark baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import MoESpec
+
+DISPATCHES = ("sparse", "dense")
+
+
+def expert_act(x: torch.Tensor, activation: str) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh" if activation == "gelu_tanh" else "none")
+
+
+class Expert(nn.Module):
+    """One FFN expert with the dense BERT FFN's shapes: H -> I -> H, with biases."""
+
+    def __init__(self, hidden: int, intermediate: int, activation: str):
+        super().__init__()
+        self.fc1 = nn.Linear(hidden, intermediate)
+        self.fc2 = nn.Linear(intermediate, hidden)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(expert_act(self.fc1(x), self.activation))  # (n, H)
+
+
+def route(router_logits: torch.Tensor, top_k: int, normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over all experts (fp32), then top-k. Returns (weights (N, k) fp32, experts (N, k) int64)."""
+    probs = router_logits.float().softmax(dim=-1)  # (N, E)
+    weights, experts = probs.topk(top_k, dim=-1)  # (N, k), (N, k)
+    if normalize:
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    return weights, experts
+
+
+class MoEBlock(nn.Module):
+    """Top-k routed FFN. ``forward(hidden, token_mask) -> (hidden, router_logits)``.
+
+    hidden: (B, T, H) or (N, H). token_mask (same leading dims, bool): tokens outside it are not
+    sent to any expert and come out as zeros (padding; attention masks them anyway).
+    router_logits: (N, E) for the flattened tokens, for the load-balancing loss and telemetry.
+    """
+
+    def __init__(self, hidden: int, intermediate: int, spec: MoESpec):
+        super().__init__()
+        self.num_experts = spec.num_experts
+        self.top_k = spec.top_k
+        self.normalize = spec.normalize_top_k
+        self.activation = spec.expert_activation
+        self.router = nn.Linear(hidden, spec.num_experts, bias=False)
+        self.experts = nn.ModuleList(Expert(hidden, intermediate, spec.expert_activation)
+                                     for _ in range(spec.num_experts))
+        self.dispatch = "sparse"
+
+    def set_dispatch(self, dispatch: str) -> None:
+        if dispatch not in DISPATCHES:
+            raise ValueError(f"dispatch must be one of {DISPATCHES}, got {dispatch!r}")
+        self.dispatch = dispatch
+
+    def forward(self, hidden: torch.Tensor, token_mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = hidden.shape
+        x = hidden.reshape(-1, shape[-1])  # (N, H)
+        router_logits = self.router(x)  # (N, E)
+        weights, experts = route(router_logits, self.top_k, self.normalize)  # (N, k), (N, k)
+        mask = None if token_mask is None else token_mask.reshape(-1, 1).bool()  # (N, 1)
+        if self.dispatch == "dense":
+            out = self._dense(x, weights, experts, mask)
+        else:
+            out = self._sparse(x, weights, experts, mask)
+        return out.reshape(shape), router_logits
+
+    def _sparse(self, x, weights, experts, mask):
+        out = torch.zeros_like(x)  # (N, H)
+        for e, expert in enumerate(self.experts):
+            hit = experts == e  # (N, k)
+            if mask is not None:
+                hit = hit & mask
+            tok, slot = torch.where(hit)  # (n_e,), (n_e,)
+            y = expert(x.index_select(0, tok))  # (n_e, H)
+            w = weights[tok, slot].unsqueeze(-1).to(y.dtype)  # (n_e, 1)
+            out = out.index_add(0, tok, y * w)
+        return out
+
+    def _dense(self, x, weights, experts, mask):
+        # Combine weight of every expert for every token, zero where not routed: (N, E)
+        gate = torch.zeros(x.shape[0], self.num_experts, dtype=weights.dtype, device=x.device)
+        gate = gate.scatter(1, experts, weights)  # (N, E)
+        if mask is not None:
+            gate = gate * mask.to(gate.dtype)
+        ys = torch.stack([expert(x) for expert in self.experts], dim=1)  # (N, E, H)
+        return (ys * gate.unsqueeze(-1).to(ys.dtype)).sum(dim=1)  # (N, H)
+
+
+def _flat_mask(router_logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return torch.ones(router_logits.shape[0], dtype=torch.float32, device=router_logits.device)
+    return mask.reshape(-1).float()  # (N,)
+
+
+def load_balancing_loss(router_logits: torch.Tensor | tuple[torch.Tensor, ...], top_k: int,
+                        mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Switch-Transformer auxiliary loss ``E * sum_e f_e * P_e``, averaged over layers.
+
+    f_e: fraction of the (masked) token->expert assignments that go to expert e (top-k, so each
+    token contributes k assignments); P_e: mean router probability of expert e. Equals 1 when
+    routing is perfectly uniform, and grows to E when everything goes to one expert.
+    """
+    layers = router_logits if isinstance(router_logits, (tuple, list)) else (router_logits,)
+    losses = []
+    for logits in layers:
+        m = _flat_mask(logits, mask)  # (N,)
+        n = m.sum().clamp_min(1.0)
+        probs = logits.float().softmax(dim=-1)  # (N, E)
+        _, experts = probs.topk(top_k, dim=-1)  # (N, k)
+        assigned = F.one_hot(experts, logits.shape[-1]).sum(dim=1).float()  # (N, E)
+        f = (assigned * m[:, None]).sum(0) / (n * top_k)  # (E,)
+        p = (probs * m[:, None]).sum(0) / n  # (E,)
+        losses.append(logits.shape[-1] * (f * p).sum())
+    return torch.stack(losses).mean()
+
+
+@torch.no_grad()
+def expert_load(router_logits: torch.Tensor, top_k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Fraction of token->expert assignments per expert, (E,), summing to 1 (telemetry)."""
+    m = _flat_mask(router_logits, mask)
+    _, experts = router_logits.float().topk(top_k, dim=-1)  # (N, k)
+    assigned = F.one_hot(experts, router_logits.shape[-1]).sum(dim=1).float()  # (N, E)
+    return (assigned * m[:, None]).sum(0) / (m.sum().clamp_min(1.0) * top_k)

