@@ -26,7 +26,7 @@ import onnx
 import torch
 from torch import nn
 
-from .model import MoeBertModel
+from .model import MoeBertModel, SelfAttention
 from .moe import MoEBlock
 from .onnx_graph import MOE_DOMAIN, check_moe_nodes, gemm_to_matmul, set_metadata
 from .settings import EmbeddingSettings
@@ -38,6 +38,8 @@ FILES = {FUSED: "model.onnx", FUSED_FP16: "model.fp16.onnx", INT8: "model.cpu-in
          GATHER: "model.gather-fp32.onnx", DENSE: "model.dense-fp32.onnx"}
 DEFAULT_VARIANTS = (FUSED, INT8)
 MANIFEST = "manifest.json"
+# Bump when the exported graphs change shape or semantics, so `prepare` rebuilds stale files.
+EXPORT_FORMAT = 2
 
 
 class FusedMoE(nn.Module):
@@ -64,6 +66,34 @@ class FusedMoE(nn.Module):
         return y.reshape(shape), logits
 
 
+class FusedAttention(nn.Module):
+    """Stand-in for `SelfAttention` at export: one ``com.microsoft::Attention`` node (QKV projection,
+    scaled dot-product, key-padding mask), which ORT runs as a fused kernel on CPU and CUDA and the
+    dynamic quantizer turns into ``QAttention``."""
+
+    def __init__(self, attn: SelfAttention):
+        super().__init__()
+        self.heads = attn.heads
+        w = torch.cat([attn.query.weight, attn.key.weight, attn.value.weight], dim=0)  # (3H, H)
+        self.register_buffer("qkv_weight", w.T.contiguous().detach())  # (H, 3H)
+        self.register_buffer("qkv_bias", torch.cat([attn.query.bias, attn.key.bias, attn.value.bias]).detach())
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        mask_index = attn_mask[:, 0, 0, :].to(torch.int32)  # (B, T): 1 attend, 0 padding
+        return torch.onnx.ops.symbolic(
+            f"{MOE_DOMAIN}::Attention", (x, self.qkv_weight, self.qkv_bias, mask_index), {"num_heads": self.heads},
+            dtype=x.dtype, shape=x.shape, version=1)  # (B, T, H)
+
+
+def expert_weights(model: MoeBertModel) -> list[tuple]:
+    """Per MoE layer, (fc1 [E, I, H], fc1_bias, fc2 [E, H, I], fc2_bias) as numpy: what a fused node must hold."""
+    out = []
+    for block in model.moe_blocks():
+        fused = FusedMoE(block)
+        out.append(tuple(t.float().numpy() for t in (fused.fc1, fused.fc1_bias, fused.fc2, fused.fc2_bias)))
+    return out
+
+
 class ExportWrapper(nn.Module):
     """(input_ids, attention_mask) -> (last_hidden_state, *router_logits) as plain tensors."""
 
@@ -79,6 +109,8 @@ class ExportWrapper(nn.Module):
 def prepare(model: MoeBertModel, variant: str) -> MoeBertModel:
     """A copy of ``model`` (eval, fp32) set up for one export variant."""
     m = copy.deepcopy(model).float().eval()
+    for layer in m.encoder.layer:
+        layer.attention.self = FusedAttention(layer.attention.self)
     if variant in (FUSED, FUSED_FP16):
         for layer in m.encoder.layer:
             if layer.is_moe:
@@ -123,7 +155,8 @@ def cpu_int8(src: Path, dst: Path) -> None:
         del proto.graph.value_info[:]  # stale shape info from the dynamo export breaks the quantizer
         onnx.save(proto, opts.optimized_model_filepath)
         quantize_dynamic(opts.optimized_model_filepath, str(dst), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"], per_channel=True)
+                         op_types_to_quantize=["MatMul", "Attention"], per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def sha256(path: Path) -> str:
@@ -155,7 +188,10 @@ def export(model_dir: str | Path, variants: tuple[str, ...] = DEFAULT_VARIANTS, 
             "moesearch.model_id": settings.model_id, "moesearch.pooling": settings.pooling,
             **{f"moesearch.arch.{k}": v for k, v in cfg.metadata().items()}}
     manifest = read_manifest(out)
-    manifest.update({"model_id": settings.model_id, "weights_sha256": weights_sha256(model_dir)})
+    if manifest.get("weights_sha256") != weights_sha256(model_dir) or manifest.get("format") != EXPORT_FORMAT:
+        manifest = {}  # files from other weights or another exporter must not be listed as current
+    manifest.update({"model_id": settings.model_id, "weights_sha256": weights_sha256(model_dir),
+                     "format": EXPORT_FORMAT, "onnxruntime_min": "1.23"})
     files = manifest.setdefault("files", {})
     with tempfile.TemporaryDirectory() as tmp:
         gather_path = Path(tmp) / "gather.onnx"
@@ -173,9 +209,8 @@ def export(model_dir: str | Path, variants: tuple[str, ...] = DEFAULT_VARIANTS, 
                 to_onnx(model, FUSED if variant == FUSED_FP16 else variant, path)
                 proto = onnx.load(str(path))
                 if variant in (FUSED, FUSED_FP16):
-                    n = check_moe_nodes(proto, cfg.hidden_size, cfg.intermediate_size, cfg.num_experts)
-                    if n != len(cfg.moe_layers):
-                        raise RuntimeError(f"{path}: {n} fused MoE nodes, expected {len(cfg.moe_layers)}")
+                    check_moe_nodes(proto, cfg.hidden_size, cfg.intermediate_size, cfg.num_experts,
+                                    expected=expert_weights(model))
                 if variant == FUSED_FP16:
                     proto = to_fp16(proto)
             set_metadata(proto, {**meta, "moesearch.variant": variant})
@@ -188,11 +223,14 @@ def export(model_dir: str | Path, variants: tuple[str, ...] = DEFAULT_VARIANTS, 
 
 def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
     """fp16 weights and activations, fp32 graph inputs/outputs (the CUDA EP's MoE kernel takes fp16)."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     del proto.graph.value_info[:]
-    return convert_float_to_float16(proto, keep_io_types=True, disable_shape_infer=True,
-                                    op_block_list=["LayerNormalization", "Softmax", "TopK"])
+    model = OnnxModel(proto)
+    model.convert_float_to_float16(keep_io_types=True, disable_shape_infer=True,
+                                   op_block_list=["LayerNormalization", "Softmax", "TopK"])
+    model.topological_sort()
+    return model.model
 
 
 def read_manifest(onnx_dir: Path) -> dict:
@@ -204,7 +242,7 @@ def is_current(model_dir: str | Path, variants: tuple[str, ...] = DEFAULT_VARIAN
     """True when ``model_dir/onnx`` holds every variant, exported from the current weights, unmodified."""
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir / "onnx")
-    if not manifest or manifest.get("weights_sha256") != weights_sha256(model_dir):
+    if manifest.get("format") != EXPORT_FORMAT or manifest.get("weights_sha256") != weights_sha256(model_dir):
         return False
     files = manifest.get("files", {})
     for v in variants:

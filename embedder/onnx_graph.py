@@ -53,16 +53,25 @@ def _attr(node: onnx.NodeProto, name: str, default):
     return default
 
 
-def check_moe_nodes(model: onnx.ModelProto, hidden: int, intermediate: int, num_experts: int, *,
-                    probe_tokens: int = 5, atol: float = 1e-3) -> int:
-    """Refuse MoE nodes whose weights are not in ORT >= 1.23 layout; returns the number checked."""
+def check_moe_nodes(model: onnx.ModelProto, hidden: int, intermediate: int, num_experts: int,
+                    expected: list[tuple[np.ndarray, ...]] | None = None, *, probe_tokens: int = 5,
+                    atol: float = 1e-3) -> int:
+    """Refuse MoE nodes whose weights are not in ORT >= 1.23 layout; returns the number checked.
+
+    Three checks per node: shapes ([E, I, H] / [E, H, I]); when ``expected`` (per node, the source
+    model's ``(fc1, fc1_bias, fc2, fc2_bias)`` in the new layout) is given, the stored values, which
+    catches a transposed square layout (I == H); and a probe run through this onnxruntime against a
+    numpy reference, which catches a runtime that reads the layout differently.
+    """
     import onnxruntime as ort
 
     inits = initializers(model)
     nodes = moe_nodes(model)
     want = {2: (num_experts, intermediate, hidden), 4: (num_experts, hidden, intermediate)}
     old = {2: (num_experts, hidden, intermediate), 4: (num_experts, intermediate, hidden)}
-    for node in nodes:
+    if expected is not None and len(expected) != len(nodes):
+        raise ValueError(f"{len(nodes)} MoE nodes in the graph, {len(expected)} MoE layers in the model")
+    for n_idx, node in enumerate(nodes):
         names = list(node.input)
         if len(names) < 6 or any(names[i] not in inits for i in (2, 3, 4, 5)):
             raise ValueError(f"MoE node {node.name}: fc1/fc2 weights and biases must be initializers")
@@ -73,6 +82,11 @@ def check_moe_nodes(model: onnx.ModelProto, hidden: int, intermediate: int, num_
                 hint = " (the pre-1.23 layout; ORT >= 1.23 wants fc1 [E, I, H], fc2 [E, H, I])" \
                     if shape == old[i] else ""
                 raise ValueError(f"MoE node {node.name}: {label} has shape {shape}, expected {want[i]}{hint}")
+        if expected is not None:
+            for i, ref in zip((2, 3, 4, 5), expected[n_idx], strict=True):
+                if arrays[i].shape != ref.shape or not np.allclose(arrays[i], ref, atol=1e-6, rtol=1e-5):
+                    raise ValueError(f"MoE node {node.name}: input {i} does not hold the experts' weights in "
+                                     "ORT >= 1.23 layout (fc1 [E, I, H], fc2 [E, H, I])")
         k = int(_attr(node, "k", 1))
         normalize = bool(_attr(node, "normalize_routing_weights", 0))
         act = _attr(node, "activation_type", b"relu")

@@ -81,6 +81,13 @@ def choose_file(onnx_dir: Path, device: str, variant: str | None) -> Path:
                             f"{onnx_dir.parent}` to build the ONNX files")
 
 
+def require_cuda_ep() -> None:
+    if CUDA not in ort.get_available_providers():
+        raise RuntimeError(f"device='cuda' but this onnxruntime build has no CUDA EP (available: "
+                           f"{ort.get_available_providers()}); install moesearch[gpu] (onnxruntime-gpu) "
+                           "on a CUDA host, or use device='cpu'")
+
+
 def open_session(path: Path, device: str, threads: int | None = None) -> ort.InferenceSession:
     """Create a session on exactly the requested device; raise if that is not what ORT gave us."""
     opts = ort.SessionOptions()
@@ -88,10 +95,7 @@ def open_session(path: Path, device: str, threads: int | None = None) -> ort.Inf
     if threads:
         opts.intra_op_num_threads = threads
     if device == "cuda":
-        if CUDA not in ort.get_available_providers():
-            raise RuntimeError(f"device='cuda' but this onnxruntime build has no CUDA EP (available: "
-                               f"{ort.get_available_providers()}); install moesearch[gpu] (onnxruntime-gpu) "
-                               "on a CUDA host, or use device='cpu'")
+        require_cuda_ep()
         session = ort.InferenceSession(str(path), opts, providers=[CUDA, CPU])
         if session.get_providers()[0] != CUDA:
             raise RuntimeError(f"device='cuda' but onnxruntime fell back to {session.get_providers()} for "
@@ -108,7 +112,7 @@ class Embedder:
     """
 
     def __init__(self, model_dir: str | os.PathLike | None = None, device: str = "auto", dim: int | None = None,
-                 variant: str | None = None, threads: int | None = None):
+                 variant: str | None = None, threads: int | None = None, max_length: int | None = None):
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         self.model_dir = Path(model_dir) if model_dir else default_model_dir()
@@ -116,7 +120,10 @@ class Embedder:
         self.dim = self.settings.check_dim(dim)
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(self.settings.max_length)
+        if max_length is not None and not 2 <= max_length <= self.settings.max_length:
+            raise ValueError(f"max_length must be in 2..{self.settings.max_length}, got {max_length}")
+        self.max_length = max_length or self.settings.max_length
+        self.tokenizer.enable_truncation(self.max_length)
         onnx_dir = self.model_dir / "onnx"
         self.session = self._open(onnx_dir, device, variant, threads)
         self.provider = self.session.get_providers()[0]
@@ -133,6 +140,8 @@ class Embedder:
             except (RuntimeError, FileNotFoundError) as exc:
                 log.warning("device='auto': CUDA not usable (%s); running on CPU", exc)
         real = "cuda" if device == "cuda" else "cpu"
+        if real == "cuda":
+            require_cuda_ep()
         self.model_file = choose_file(onnx_dir, real, variant)
         return open_session(self.model_file, real, threads)
 
@@ -145,10 +154,6 @@ class Embedder:
     @property
     def model_id(self) -> str:
         return self.settings.model_id
-
-    @property
-    def max_length(self) -> int:
-        return self.settings.max_length
 
     # --- embedding ----------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], prefix: str = "", batch_size: int = 32,

@@ -70,3 +70,13 @@ def tiny_model_dir(tmp_path_factory, tiny_dense_dir) -> Path:
     export(out, variants=("fused", "int8", "gather", "dense"))
     json.loads((out / "onnx" / "manifest.json").read_text())
     return out
+
+
+@pytest.fixture(scope="session")
+def full_model_dir() -> Path:
+    """The full-size default model (upcycled all-MiniLM-L6-v2, 8 experts), prepared as README's set-up does."""
+    from embedder.__main__ import main
+    from embedder.settings import UPCYCLED_MODEL
+
+    assert main(["prepare", str(UPCYCLED_MODEL)]) == 0
+    return UPCYCLED_MODEL

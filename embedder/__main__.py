@@ -1,0 +1,124 @@
+"""``python -m embedder upcycle | export | prepare | embed``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .settings import UPCYCLED_MODEL, default_model_dir
+
+EXPORT_VARIANTS = ("fused", "fused-fp16", "int8", "gather", "dense")
+
+
+def cmd_upcycle(args: argparse.Namespace) -> int:
+    from .upcycle import upcycle
+
+    layers = [int(x) for x in args.moe_layers.split(",") if x != ""] if args.moe_layers is not None else None
+    out = upcycle(args.out, args.dense, num_experts=args.experts, top_k=args.top_k, moe_layers=layers,
+                  expert_activation=args.expert_activation, seed=args.seed, model_id=args.model_id,
+                  prefixes=not args.no_prefixes)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import DEFAULT_VARIANTS, export
+
+    variants = tuple(args.variants.split(",")) if args.variants else DEFAULT_VARIANTS
+    if args.fp16 and "fused-fp16" not in variants:
+        variants = (*variants, "fused-fp16")
+    manifest = export(args.model_dir or default_model_dir(), variants)
+    for name, entry in manifest["files"].items():
+        print(f"{name:28s} {entry['variant']:11s} {entry['bytes'] / 1e6:7.1f} MB  sha256 {entry['sha256'][:16]}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Make the default model folder ready for the runtime: upcycle the base if no model exists, and
+    (re)export its ONNX files when they are missing or were built from other weights."""
+    model_dir = Path(args.model_dir) if args.model_dir else default_model_dir()
+    if not (model_dir / "config.json").is_file():
+        if model_dir.resolve() != UPCYCLED_MODEL.resolve():
+            print(f"error: {model_dir}: no model folder there (check MOESEARCH_MODEL)", file=sys.stderr)
+            return 2
+        from .upcycle import upcycle
+
+        upcycle(model_dir)
+        print(f"upcycled the base encoder into {model_dir}")
+    from .export import DEFAULT_VARIANTS, export, is_current
+
+    if is_current(model_dir, DEFAULT_VARIANTS):
+        print(f"{model_dir}/onnx is up to date")
+    else:
+        export(model_dir, DEFAULT_VARIANTS)
+        print(f"exported {model_dir}/onnx")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .runtime import Embedder
+
+    emb = Embedder(args.model, device=args.device, dim=args.dim)
+    enc = emb.encode([args.text], emb.settings.query_prefix if args.query else emb.settings.document_prefix)
+    vec = enc.vectors[0]
+    info = {"model_id": emb.model_id, "file": emb.model_file.name, "provider": emb.provider, "dims": len(vec),
+            "matryoshka_dims": list(emb.dims), "tokens": int(enc.n_tokens[0]), "truncated": bool(enc.truncated[0]),
+            "first": [round(float(x), 6) for x in vec[:8]]}
+    if args.json:
+        print(json.dumps({**info, "vector": vec.tolist()}))
+    else:
+        for k, v in info.items():
+            print(f"{k:16s} {v}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m embedder", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("upcycle", help="dense BERT folder -> MoE model folder")
+    p.add_argument("--out", required=True, help="output model folder, e.g. models/NAME")
+    p.add_argument("--dense", default=None, help="dense BERT folder (default: all-MiniLM-L6-v2 from the pip package)")
+    p.add_argument("--experts", type=int, default=8)
+    p.add_argument("--top-k", type=int, default=2)
+    p.add_argument("--moe-layers", default=None, help="comma-separated layer indices (default: every other, 1,3,5)")
+    p.add_argument("--expert-activation", default="gelu", choices=("gelu", "gelu_tanh"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model-id", default=None)
+    p.add_argument("--no-prefixes", action="store_true", help="no query/document prefixes in moesearch.json")
+    p.set_defaults(func=cmd_upcycle)
+
+    p = sub.add_parser("export", help="model folder -> MODEL_DIR/onnx/ (model.onnx + model.cpu-int8.onnx)")
+    p.add_argument("model_dir", nargs="?", default=None, help="default: $MOESEARCH_MODEL or the shipped model")
+    p.add_argument("--fp16", action="store_true", help="also write model.fp16.onnx (fused MoE, for the CUDA EP)")
+    p.add_argument("--variants", default=None, help=f"comma-separated subset of {','.join(EXPORT_VARIANTS)}")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("prepare", help="build the default model folder and its ONNX files if missing or stale")
+    p.add_argument("model_dir", nargs="?", default=None)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("embed", help="embed one text and print dims, first values and the provider that ran")
+    p.add_argument("text")
+    p.add_argument("--model", default=None)
+    p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    p.add_argument("--dim", type=int, default=None)
+    p.add_argument("--query", action="store_true", help="embed as a query (query prefix) instead of a document")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_embed)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
