@@ -1,0 +1,1 @@
+"""moesearch embedder: MoE BERT (torch side), ONNX export, and the torch-free runtime (`embedder.runtime`)."""

@@ -1,0 +1,131 @@
+"""Embedding throughput: the MoE runtime against what users would run instead, in one run.
+
+Variants (same passages, same max length, same batch size; timed interleaved chunk by chunk so the
+machine's noise hits every variant alike):
+  a  sentence-transformers all-MiniLM-L6-v2 in torch (fp32)
+  b  the dense base (no MoE layers) exported to ONNX int8, through the same runtime
+  c  MoE model.onnx: fused com.microsoft::MoE, fp32
+  d  MoE gather/scatter, fp32
+  e  MoE gather/scatter, int8 (model.cpu-int8.onnx, what CPU hosts run)
+  f  the same MoE with every expert computed on every token then masked, fp32
+
+Targets: throughput e/a >= 2.5, e/b >= 0.7; time d/f <= 0.45; c/f reported.
+
+    python bench/embed_throughput.py [--quick] [--json OUT] [--model DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CORPUS = ROOT.parent / "shared" / "data" / "beir" / "scifact" / "corpus.jsonl"
+LABELS = {"a": "sentence-transformers MiniLM-L6 (torch fp32)", "b": "dense base, ONNX int8",
+          "c": "MoE fused MoE op (fp32)", "d": "MoE gather/scatter (fp32)", "e": "MoE gather/scatter (int8)",
+          "f": "MoE all experts + mask (fp32)"}
+
+
+def passages(n: int) -> list[str]:
+    texts = []
+    with open(CORPUS) as f:
+        for line in f:
+            doc = json.loads(line)
+            texts.append(f"{doc['title']} {doc['text']}".strip())
+            if len(texts) == n:
+                break
+    return texts
+
+
+def ensure_exports(model_dir: Path, dense_dir: Path) -> None:
+    from embedder.export import export, is_current
+    from embedder.upcycle import upcycle
+
+    if not is_current(model_dir, ("fused", "int8", "gather", "dense")):
+        export(model_dir, ("fused", "int8", "gather", "dense"))
+    if not (dense_dir / "config.json").is_file():
+        upcycle(dense_dir, moe_layers=[], model_id="minilm-dense-base", prefixes=False)
+    if not is_current(dense_dir, ("int8",)):
+        export(dense_dir, ("int8",))
+
+
+def build_runners(model_dir: Path, dense_dir: Path, max_length: int, batch: int) -> dict:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from embedder.runtime import Embedder
+    from embedder.upcycle import default_dense_dir
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    st = SentenceTransformer(str(default_dense_dir()), device="cpu")
+    st.max_seq_length = max_length
+    runners = {"a": lambda t: st.encode(t, batch_size=batch, normalize_embeddings=True)}
+    b = Embedder(dense_dir, variant="int8", max_length=max_length)
+    runners["b"] = lambda t, e=b: e.encode(t, batch_size=batch)
+    for key, variant in (("c", "fused"), ("d", "gather"), ("e", "int8"), ("f", "dense")):
+        emb = Embedder(model_dir, variant=variant, max_length=max_length)
+        runners[key] = lambda t, e=emb: e.encode(t, batch_size=batch)
+    return runners
+
+
+def measure(runners: dict, texts: list[str], chunk: int) -> dict[str, float]:
+    for run in runners.values():  # warm-up: session init, allocator, thread pools
+        run(texts[:16])
+    spent = dict.fromkeys(runners, 0.0)
+    for start in range(0, len(texts), chunk):
+        part = texts[start:start + chunk]
+        for key, run in runners.items():
+            t0 = time.perf_counter()
+            run(part)
+            spent[key] += time.perf_counter() - t0
+        done = min(start + chunk, len(texts))
+        print(f"  {done}/{len(texts)} passages", file=sys.stderr, flush=True)
+    return {k: len(texts) / s for k, s in spent.items()}
+
+
+def report(tps: dict[str, float], n: int, max_length: int) -> dict:
+    ratios = {"e/a throughput (target >= 2.5)": tps["e"] / tps["a"],
+              "e/b throughput (target >= 0.7)": tps["e"] / tps["b"],
+              "d/f time (target <= 0.45)": tps["f"] / tps["d"],
+              "c/f time (reported)": tps["f"] / tps["c"]}
+    print(f"\n{n} SciFact passages, max length {max_length}, {os.cpu_count()} cores\n")
+    print("| variant | what | texts/s |\n|---|---|---:|")
+    for k, v in tps.items():
+        print(f"| {k} | {LABELS[k]} | {v:.1f} |")
+    print("\n| ratio | value |\n|---|---:|")
+    for k, v in ratios.items():
+        print(f"| {k} | {v:.2f} |")
+    return {"passages": n, "max_length": max_length, "texts_per_s": tps, "ratios": ratios}
+
+
+def main() -> int:
+    from embedder.settings import MODELS_DIR, default_model_dir
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="200 passages (under 2 minutes)")
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--max-length", type=int, default=256, help="all variants (sentence-transformers' default)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--model", type=Path, default=None, help="MoE model folder (default: the app's model)")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    n = 200 if args.quick else args.n
+    model_dir = args.model or default_model_dir()
+    dense_dir = MODELS_DIR / "minilm-dense-base"
+    ensure_exports(model_dir, dense_dir)
+    texts = passages(n)
+    runners = build_runners(model_dir, dense_dir, args.max_length, args.batch_size)
+    result = report(measure(runners, texts, chunk=100 if args.quick else 200), len(texts), args.max_length)
+    result["model"] = str(model_dir)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
