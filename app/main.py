@@ -1,0 +1,29 @@
+"""Entry point: ``streamlit run app/main.py``. Sets up the page and the navigation; the pages do the rest.
+
+The page scripts live in ``app/views/``, not ``app/pages/``: Streamlit treats a ``pages/`` folder next to the
+entry point as a legacy multipage app, so a deep link such as ``/ingest`` would run the page without this file
+(no navigation bar, no page config).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/ (not the project) on sys.path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+st.set_page_config(page_title="moesearch", page_icon=":material/manage_search:", layout="wide")
+st.set_option("client.toolbarMode", "viewer")  # no "Deploy" or developer menu for end users
+st.set_option("client.showErrorDetails", "type")  # an unexpected error never shows a traceback in the browser
+pages = [
+    st.Page(HERE / "views" / "search.py", title="Search", icon=":material/search:", default=True),
+    st.Page(HERE / "views" / "ingest.py", title="Ingest", icon=":material/upload_file:", url_path="ingest"),
+    st.Page(HERE / "views" / "status.py", title="Status", icon=":material/monitor_heart:", url_path="status"),
+]
+st.navigation(pages, position="top").run()

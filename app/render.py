@@ -1,0 +1,184 @@
+"""Streamlit building blocks shared by the pages: the service (or a clear error page), result cards, the
+"why these results" panel, progress bars and ingest report tables."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import streamlit as st
+
+from indexer.pipeline import DocumentInfo, Hit, IngestReport, StoreLockedError
+
+from . import charts
+from .service import Service, get_service
+from .snippets import (
+    CSS,
+    card_header_html,
+    context_html,
+    human_bytes,
+    kv_table_html,
+    local_time,
+    md_escape,
+    snippet_html,
+)
+
+log = logging.getLogger(__name__)
+STATUS_LABEL = {"ok": "ok", "duplicate": "skipped (duplicate)", "skipped": "skipped", "failed": "failed"}
+STATUS_STYLE = {"ok": "background-color:#e7f6ec;color:#17663a", "failed": "background-color:#fdecec;color:#a61b1b",
+                "skipped": "background-color:#f3f4f6;color:#4b5563"}
+MAX_INLINE_BYTES = 64 * 1024 * 1024  # PDFs up to this size get an "open at page" link
+
+
+def inject_css() -> None:
+    st.html(CSS)
+
+
+def key_values(rows: dict) -> None:
+    st.html(kv_table_html(rows))
+
+
+def service_or_stop() -> Service:
+    """The shared service; on failure an explanation (never a traceback) and the page stops."""
+    try:
+        return get_service()
+    except StoreLockedError as exc:
+        st.error(f"The index is in use by another process.\n\n{exc}")
+    except FileNotFoundError as exc:
+        st.error(f"The model could not be loaded: {exc}\n\nBuild it with `.venv/bin/python -m embedder prepare`, "
+                 "or point MOESEARCH_MODEL at an exported model folder.")
+    except ValueError as exc:
+        st.error(f"The configuration is not valid: {exc}")
+    except Exception as exc:  # the store or the model failed to open: say so, keep the details in the log
+        log.exception("cannot start the search service")
+        st.error(f"The search service could not start: {type(exc).__name__}: {exc}")
+    if st.button("Try again"):
+        st.rerun()
+    st.stop()
+    raise AssertionError("unreachable")  # st.stop() raises
+
+
+def report_summary(report: dict) -> str:
+    parts = [f"{report['ok']} ingested"]
+    if report.get("duplicates"):
+        parts.append(f"{report['duplicates']} skipped as duplicates")
+    if report.get("skipped"):
+        parts.append(f"{report['skipped']} skipped")
+    if report.get("failed"):
+        parts.append(f"{report['failed']} failed")
+    return f"{', '.join(parts)} ({report.get('chunks', 0)} chunks, {report.get('seconds', 0):.1f} s)"
+
+
+def report_table(report: IngestReport | dict, title: str | None = None) -> None:
+    """One row per file: status, reason, pages, chunks, seconds."""
+    data = report.to_dict() if isinstance(report, IngestReport) else report
+    if title:
+        st.markdown(f"**{md_escape(title)}**")
+    if data.get("store_error"):
+        st.error(f"The store failed: {data['store_error']}. Files already ingested are kept; fix the store and "
+                 "ingest the rest again.")
+    if not data["files"]:
+        st.info("No files were found to ingest.")
+        return
+    (st.success if not data["failed"] and not data.get("store_error") else st.warning)(report_summary(data))
+    rows = [{"file": f["name"], "status": STATUS_LABEL.get(f["status"], f["status"]), "reason": f["reason"],
+             "pages": f["pages"], "chunks": f["chunks"], "seconds": round(f["seconds"], 2)} for f in data["files"]]
+    frame = pd.DataFrame(rows)
+    styled = frame.style.map(lambda v: STATUS_STYLE.get(v.split(" ")[0], ""), subset=["status"])
+    st.dataframe(styled, hide_index=True, width="stretch",
+                 column_config={"reason": st.column_config.TextColumn(width="large"),
+                                "seconds": st.column_config.NumberColumn(format="%.2f")})
+
+
+def documents_frame(docs: list[DocumentInfo]) -> pd.DataFrame:
+    return pd.DataFrame([{"source": d.source, "type": d.doc_type, "pages": d.pages, "chunks": d.chunks,
+                          "size": human_bytes(d.size_bytes), "ingested at": local_time(d.ingested_at),
+                          "original kept": d.kept_copy, "id": d.doc_id[:12]} for d in docs],
+                        columns=["source", "type", "pages", "chunks", "size", "ingested at", "original kept", "id"])
+
+
+# --- result cards ------------------------------------------------------------------------------------------------
+def _inline_url(data: bytes, mime: str, coordinates: str) -> str | None:
+    """A URL the browser opens in place (PDF viewer), served by Streamlit's media endpoint for this session.
+    None when no server runtime exists (AppTest) or the internal API changed."""
+    try:
+        from streamlit import runtime
+
+        if not runtime.exists():
+            return None
+        url = runtime.get_instance().media_file_mgr.add(data, mime, coordinates)
+        base = (st.get_option("server.baseUrlPath") or "").strip("/")
+        return f"/{base}{url}" if base else url
+    except Exception as exc:  # pragma: no cover - depends on Streamlit internals
+        log.warning("cannot serve the original inline: %s", exc)
+        return None
+
+
+def _available(doc: DocumentInfo | None) -> bool:
+    from pathlib import Path
+
+    return doc is not None and (doc.kept_copy or (bool(doc.path) and Path(doc.path).is_file()))
+
+
+def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, doc: DocumentInfo | None,
+                originals: dict[str, bytes | None]) -> None:
+    with st.container(border=True, key=f"hit-{rank}"):
+        st.html(card_header_html(rank, hit.source, hit.page, doc.pages if doc else None, hit.doc_type, hit.score,
+                                 mode))
+        st.html(snippet_html(hit.text, hit.matched_terms))
+        with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
+            show = st.toggle("Show surrounding text", key=f"ctx-{hit.id}")
+            if _available(doc):
+                mime = "application/pdf" if hit.doc_type == "pdf" else "application/octet-stream"
+                st.download_button(f"Download {hit.doc_type.upper() or 'file'}", key=f"dl-{rank}-{hit.id}",
+                                   data=lambda doc_id=hit.doc_id: service.original(doc_id).data,
+                                   file_name=hit.source, mime=mime, on_click="ignore", icon=":material/download:",
+                                   type="tertiary")
+                if hit.doc_type == "pdf" and doc.size_bytes <= MAX_INLINE_BYTES:
+                    if hit.doc_id not in originals:
+                        try:
+                            originals[hit.doc_id] = service.original(hit.doc_id).data
+                        except Exception as exc:
+                            log.warning("original of %s unavailable: %s", hit.source, exc)
+                            originals[hit.doc_id] = None
+                    data = originals[hit.doc_id]
+                    url = _inline_url(data, "application/pdf", f"open-{hit.doc_id}") if data else None
+                    if url:
+                        st.link_button(f"Open at page {hit.page}", f"{url}#page={hit.page}", type="tertiary",
+                                       icon=":material/open_in_new:")
+            else:
+                st.caption("original not kept")
+        if show:
+            try:
+                near = service.context(hit, query)
+            except Exception as exc:
+                st.caption(f"The surrounding text is not available: {exc}")
+            else:
+                st.html(context_html(hit.chunk_index, hit.page, hit.char_start, hit.char_end,
+                                     [(h.chunk_index, h.page, h.char_start, h.char_end, h.text, h.matched_terms)
+                                      for h in near]))
+
+
+def routing_panel(service: Service, query: str, top: Hit) -> None:
+    """Which experts the router chose, per MoE layer, for the query and for the top hit."""
+    st.markdown("#### Why these results")
+    if not service.has_router:
+        st.caption("This model has no Mixture-of-Experts layers, so there are no router choices to show.")
+        return
+    try:
+        q = service.routing(query, query=True)
+        d = service.routing(top.text, query=False)
+    except Exception as exc:
+        log.exception("routing failed")
+        st.caption(f"Router choices are not available: {exc}")
+        return
+    st.caption(f"Each MoE layer sends every word piece to {q.experts.shape[-1]} of its {q.num_experts} experts. "
+               "Darker cells got more of the routing weight.")
+    st.altair_chart(charts.heatmap(q, "Your query"), width="stretch")
+    st.altair_chart(charts.heatmap(d, f"Top result: {top.source}"), width="stretch")
+    shared = charts.agreement(q, d)
+    per_layer = ", ".join(f"layer {layer} {s:.0%}" for layer, s in zip(q.layers, shared, strict=True))
+    st.caption(f"The top result's text went to the same experts as your query for {shared.mean():.0%} of the "
+               f"routing weight ({per_layer}).")
+    with st.expander("Per word piece"):
+        st.dataframe(charts.token_table(q), hide_index=True, width="stretch")

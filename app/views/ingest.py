@@ -1,0 +1,146 @@
+"""Ingest page (admins): upload files or ingest a server folder, the documents table, delete, re-index."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import streamlit as st
+
+from app.auth import admin_gate, sign_out_button
+from app.render import documents_frame, inject_css, report_table, service_or_stop
+from app.service import Busy
+from app.snippets import local_time, md_escape
+
+inject_css()
+service = service_or_stop()
+if not admin_gate():
+    st.stop()
+
+state = st.session_state
+state.setdefault("upload_round", 0)
+cap_mb = service.settings.max_file_mb
+
+with st.container(horizontal=True, vertical_alignment="center"):
+    st.markdown("## :material/upload_file: Ingest documents", width="content")
+    st.space("stretch")
+    with st.container(horizontal=True, vertical_alignment="center", width="content"):
+        st.caption("Signed in as admin", width="content")
+        sign_out_button()
+
+
+def start_job(start) -> bool:
+    """Start a background job (it outlives this browser session); its progress shows in the panel below."""
+    try:
+        job = start()
+    except Busy as exc:
+        st.warning(f"Another job is running; {md_escape(str(exc))}.")
+        return False
+    state["job_id"] = job.id
+    state["upload_round"] += 1  # a fresh (empty) uploader
+    return True
+
+
+def uploader(button_key: str):
+    """The multi-file uploader and its button (a new key per round, so an ingested batch is cleared)."""
+    files = st.file_uploader(f"PDF, TXT, Markdown, HTML or DOCX files, up to {cap_mb:g} MB each",
+                             accept_multiple_files=True, key=f"upload-{state.upload_round}",
+                             max_upload_size=max(1, math.ceil(cap_mb)))
+    n = len(files or [])
+    label = f"Ingest {n} file{'s' if n != 1 else ''}" if n else "Ingest"
+    clicked = st.button(label, type="primary", disabled=not n, key=button_key, icon=":material/play_arrow:")
+    return files, clicked
+
+
+upload_tab, folder_tab = st.tabs(["Upload files", "Folder on the server"])
+with upload_tab:
+    slot = st.empty()
+    with slot.container():
+        files, clicked = uploader("ingest-uploads")
+    if clicked:
+        uploads = [(f.name, f.getvalue()) for f in files]
+        if start_job(lambda: service.start_ingest_uploads(uploads)):
+            with slot.container():  # the batch leaves the uploader at once
+                uploader("ingest-uploads-next")
+with folder_tab:
+    folder = st.text_input("Folder or file path on the server", key="folder", placeholder="/srv/documents",
+                           help="Folders are read recursively; hidden files and unsupported types are skipped.")
+    if st.button("Ingest path", key="ingest-folder", disabled=not folder.strip(), icon=":material/play_arrow:"):
+        path = Path(folder.strip()).expanduser()
+        if not path.exists():
+            st.error(f"There is no file or folder {str(path)!r} on the server.")
+        else:
+            start_job(lambda: service.start_ingest([path], str(path)))
+
+
+def job_panel() -> None:
+    """This session's latest job (progress bar, then its per-file report), or someone else's running job."""
+    job = service.job_by_id(state.get("job_id"))
+    running = service.busy
+    if job is None or (running is not None and running.id != job.id and job.done.is_set()):
+        if running is not None:
+            state["watching"] = running.id
+            st.progress(running.fraction, text=f"Running now: {md_escape(running.describe())}. Searches keep working.")
+        elif state.pop("watching", None) is not None:
+            st.rerun()  # someone else's job just finished: refresh the documents table
+        if job is None:
+            return
+    title = f"{job.kind.capitalize()} of {job.label}"
+    if not job.done.is_set():
+        st.progress(job.fraction, text=md_escape(f"{title}: {job.message}"))
+        return
+    if job.error:
+        st.progress(job.fraction, text=f"{title} stopped")
+        st.error(f"The {job.kind} stopped: {md_escape(job.error)}. Documents finished before the failure are kept.")
+    else:
+        st.progress(1.0, text=md_escape(f"{job.kind.capitalize()} finished: {job.label}"))
+        report_table(job.result, title)
+    if state.get("job_shown") != job.id:
+        state["job_shown"] = job.id
+        st.rerun()  # refresh the documents table below
+
+
+st.fragment(run_every=0.5 if service.busy is not None else None)(job_panel)()
+
+# --- documents ----------------------------------------------------------------------------------------------------
+docs = service.documents()
+st.markdown(f"### Documents ({len(docs)})")
+if flash := state.pop("flash", None):
+    getattr(st, flash[0])(flash[1])
+if not docs:
+    st.caption("No documents yet.")
+else:
+    st.dataframe(documents_frame(docs), hide_index=True, width="stretch")
+    labels = {d.doc_id: f"{d.source} · {local_time(d.ingested_at)} · {d.doc_id[:8]}" for d in docs}
+
+    def delete_selected() -> None:
+        chosen = list(state.get("delete_ids") or [])
+        try:
+            removed = service.delete(chosen)
+        except Busy as exc:
+            state["flash"] = ("warning", f"Not deleted: {exc}.")
+            return
+        except Exception as exc:
+            state["flash"] = ("error", f"Delete failed: {exc}")
+            return
+        names = ", ".join(md_escape(labels[i].split(" · ")[0]) for i in removed if i in labels)
+        state["flash"] = ("success", f"Deleted {len(removed)} document{'s' * (len(removed) != 1)}: {names}")
+        state["delete_ids"] = []
+
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        chosen = st.multiselect("Delete documents", list(labels), format_func=labels.get, key="delete_ids",
+                                placeholder="Choose documents to delete")
+        st.button("Delete", key="delete", disabled=not chosen, on_click=delete_selected, icon=":material/delete:")
+
+# --- re-index -----------------------------------------------------------------------------------------------------
+st.markdown("### Re-index")
+stats = service.stats()
+if stats.reindex_needed:
+    st.warning(f"The index was built with `{stats.model_id}`; the app is configured for "
+               f"`{stats.configured_model_id}`. Re-index to search with the new model.")
+else:
+    st.caption(f"The index is up to date with `{stats.model_id}`. Re-indexing re-embeds every document with it "
+               "into a new collection and switches over when done; searches keep using the old one until then.")
+if st.button("Re-index all documents", key="reindex", icon=":material/refresh:", disabled=not docs):
+    if start_job(lambda: service.start_reindex(force=not stats.reindex_needed)):
+        st.rerun()  # show the job's progress in the panel above

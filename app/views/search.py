@@ -1,0 +1,105 @@
+"""Search page (everyone): one search box, result cards, "why these results"."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.render import inject_css, report_table, result_card, routing_panel, service_or_stop
+from app.sample import EXAMPLES, sample_files
+from app.service import MODES, Busy
+from app.snippets import md_escape
+
+inject_css()
+service = service_or_stop()
+stats = service.stats()
+docs = service.documents()
+
+st.markdown("## :material/manage_search: moesearch")
+st.caption(f"Search {stats.documents} documents ({stats.chunks} passages) · model `{stats.model_id}`")
+
+if stats.reindex_needed:
+    st.warning(f"The index was built with `{stats.model_id}`, but the app is configured for "
+               f"`{stats.configured_model_id}`. An admin should re-index (Ingest page).")
+
+if stats.documents == 0:
+    job = service.busy
+    st.info("**The index is empty.** Admins add documents on the **Ingest** page (upload files or give a folder "
+            "on the server). While the app is stopped, `python -m indexer ingest PATH` does the same from a shell.")
+    if job is not None:
+        st.info(f"Running now: {md_escape(job.describe())}. Results appear here when it finishes.")
+    st.markdown(f"Or try the bundled sample corpus: {len(sample_files())} short public-domain texts (Lincoln, "
+                "Darwin, Thoreau, Melville, the Declaration of Independence and a PDF of the Bill of Rights).")
+    if st.button("Load the sample corpus", type="primary", icon=":material/library_add:", disabled=job is not None):
+        try:  # a background job: leaving the page does not stop it
+            job = service.start_ingest(sample_files(), "the sample corpus")
+        except Busy as exc:
+            st.warning(f"Another ingest is running: {md_escape(str(exc))}.")
+        else:
+            bar = st.progress(0.0, text="Loading the sample corpus...")
+            while not job.done.wait(0.25):
+                bar.progress(job.fraction, text=job.message)
+            if job.error is None and job.result.ok:
+                st.rerun()
+            if job.error:
+                st.error(f"The sample corpus could not be ingested: {job.error}")
+            else:
+                report_table(job.result)
+    st.page_link("views/ingest.py", label="Go to the Ingest page", icon=":material/upload_file:")
+    st.stop()
+
+query = st.text_input("Search", key="q", bind="query-params", placeholder="Ask a question or type some words...",
+                      label_visibility="collapsed", icon=":material/search:")
+sources = sorted({d.source for d in docs}, key=str.lower)
+types = sorted({d.doc_type for d in docs if d.doc_type})
+with st.container(horizontal=True, vertical_alignment="bottom", gap="medium"):
+    mode = st.segmented_control("Mode", MODES, default="hybrid", key="mode", required=True, bind="query-params",
+                                format_func=str.capitalize,
+                                help="Hybrid: meaning and exact words combined. Dense: meaning (the MoE "
+                                     "embedder). Keyword: exact words (BM25).")
+    k = st.selectbox("Results", (5, 10, 20, 50), index=1, key="k", width=110)
+    with st.popover("Filters", icon=":material/filter_list:"):
+        chosen_sources = st.multiselect("Sources", sources, key="sources", placeholder="All files")
+        chosen_types = st.multiselect("Types", types, key="types", format_func=str.upper, placeholder="All types")
+    active = len(chosen_sources) + len(chosen_types)
+    if active:
+        st.caption(f"{active} filter{'s' if active > 1 else ''} on")
+
+if not query.strip():
+    st.info("Type what you are looking for and press Enter: a question, a phrase or a few words.")
+    sample_names = {p.name for p in sample_files()}
+    if sample_names & set(sources):
+
+        def use_example() -> None:
+            st.session_state.q = st.session_state.example or ""
+            st.session_state.example = None
+
+        st.pills("Try", EXAMPLES, key="example", on_change=use_example)
+    st.stop()
+
+try:
+    hits, seconds = service.search(query, k=k, mode=mode or "hybrid", sources=chosen_sources,
+                                   doc_types=chosen_types)
+except Exception as exc:  # a bad query, or an index that needs a reindex: explain, never a traceback
+    st.error(f"The search failed: {exc}")
+    st.stop()
+
+if not hits:
+    tips = []
+    if active:
+        tips.append("remove the filters")
+    if mode == "keyword":
+        tips.append("switch to Hybrid or Dense (keyword mode needs the exact words, and ignores words like "
+                    "'the' or 'of')")
+    tips.append("use other or fewer words")
+    st.warning(f"No results for “{md_escape(query.strip())}”. Try to " + ", or ".join(tips) + ".")
+    st.stop()
+
+st.caption(f"{len(hits)} results · {mode} · {seconds * 1000:.0f} ms")
+by_id = {d.doc_id: d for d in docs}
+left, right = st.columns([2.2, 1], gap="large")
+with left:
+    originals: dict[str, bytes | None] = {}
+    for rank, hit in enumerate(hits, 1):
+        result_card(service, rank, hit, mode, query, by_id.get(hit.doc_id), originals)
+with right:
+    routing_panel(service, query, hits[0])

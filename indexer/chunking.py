@@ -1,0 +1,125 @@
+"""Pages -> token windows with overlap, cut at paragraph / sentence / word boundaries (pure functions).
+
+Windows are planned on the embedder's own tokenizer (no special tokens, no truncation), so a chunk of
+``max_tokens`` tokens fits the model once the prefix and [CLS]/[SEP] are added.  The character spans of a
+page's chunks cover the page exactly, start to end: consecutive spans overlap by about ``overlap`` tokens
+(or touch when ``overlap`` is 0), so no text is ever lost and the page can be rebuilt from its chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PARAGRAPH, SENTENCE, CLAUSE, WORD, INSIDE = 4, 3, 2, 1, 0
+SENTENCE_END = ".!?\u3002\uff01\uff1f"
+CLOSERS = "\"')]}\u201d\u2019\u00bb"
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # char offsets into the page text
+    end: int
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int  # position in the document, over all pages
+    page: int  # 1-based page number
+    start: int  # char offsets into the page text
+    end: int
+    text: str
+    n_tokens: int
+
+
+def gap_score(text: str, prev_end: int, next_start: int) -> int:
+    """How good a cut is between a token ending at ``prev_end`` and the next starting at ``next_start``."""
+    gap = text[prev_end:next_start]
+    if not gap:
+        return INSIDE
+    newlines = gap.count("\n")
+    if newlines >= 2:
+        return PARAGRAPH
+    k = prev_end - 1
+    while k >= 0 and text[k] in CLOSERS:
+        k -= 1
+    if k >= 0 and text[k] in SENTENCE_END or newlines == 1:
+        return SENTENCE
+    if k >= 0 and text[k] in ";:":
+        return CLAUSE
+    return WORD
+
+
+def plan_spans(text: str, offsets: Sequence[tuple[int, int]], max_tokens: int, overlap: int) -> list[Span]:
+    """Plan chunk spans over one page given its tokens' char offsets (in order)."""
+    if max_tokens < 2:
+        raise ValueError(f"max_tokens must be >= 2, got {max_tokens}")
+    if not 0 <= overlap < max_tokens // 2:
+        raise ValueError(f"overlap must be in 0..{max_tokens // 2 - 1}, got {overlap}")
+    n = len(offsets)
+    if n == 0:
+        return []
+    starts = [s for s, _ in offsets]
+    ends = [e for _, e in offsets]
+    score = [PARAGRAPH] + [gap_score(text, ends[i - 1], starts[i]) for i in range(1, n)]  # cut before token i
+    spans: list[tuple[int, int]] = []  # token ranges [a, b)
+    a = 0
+    while True:
+        if n - a <= max_tokens:
+            spans.append((a, n))
+            break
+        lo, hi = a + max(1, max_tokens // 2), a + max_tokens
+        b = max(range(lo, hi + 1), key=lambda j: (score[j], j))  # best boundary, latest among equals
+        spans.append((a, b))
+        if overlap == 0:
+            a = b
+            continue
+        window = range(b - overlap, b)
+        best = max(window, key=lambda j: (score[j], -j))  # best boundary, most overlap among equals
+        a = best if score[best] > INSIDE else b - overlap
+    out = []
+    for k, (a, b) in enumerate(spans):
+        start = 0 if k == 0 else starts[a]
+        end = len(text) if k == len(spans) - 1 else starts[b]
+        out.append(Span(start, end, b - a))
+    return out
+
+
+def token_offsets(tokenizer, text: str) -> list[tuple[int, int]]:
+    """Char offsets of ``text``'s tokens (``tokenizers.Tokenizer`` without truncation or special tokens)."""
+    offsets = tokenizer.encode(text, add_special_tokens=False).offsets
+    out: list[tuple[int, int]] = []
+    last = 0
+    for s, e in offsets:  # keep them monotonic whatever the normaliser did
+        s = max(s, last)
+        e = max(e, s)
+        out.append((s, e))
+        last = s
+    return out
+
+
+def chunk_pages(pages: Sequence[tuple[int, str]], tokenizer, max_tokens: int, overlap: int) -> list[Chunk]:
+    """Chunks for a document's ``(page_number, text)`` pages; indices run over the whole document."""
+    chunks: list[Chunk] = []
+    for page, text in pages:
+        if not text.strip():
+            continue
+        for span in plan_spans(text, token_offsets(tokenizer, text), max_tokens, overlap):
+            chunks.append(Chunk(len(chunks), page, span.start, span.end, text[span.start:span.end], span.n_tokens))
+    return chunks
+
+
+def rebuild_page(pieces: Sequence[tuple[int, int, str]], whole: bool = True) -> str:
+    """Text from chunks' ``(start, end, text)`` with overlaps dropped: the whole page (``whole``: the chunks
+    must start at char 0), or the stretch the chunks cover; raises ValueError on a gap."""
+    out: list[str] = []
+    pieces = sorted(pieces)
+    pos = 0 if whole or not pieces else pieces[0][0]
+    for start, end, text in pieces:
+        if start > pos:
+            raise ValueError(f"chunks leave a gap at chars {pos}..{start}")
+        if end > pos:
+            out.append(text[pos - start:])
+            pos = end
+    return "".join(out)

@@ -1,0 +1,169 @@
+"""``python -m indexer ingest|search|documents|delete|stats|reindex`` (exit 0 ok, 1 some files failed or
+nothing matched, 2 usage or store error)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from .pipeline import IndexerError, Pipeline, ProgressEvent, SearchFilters, StoreError
+from .search import MAX_K
+from .settings import IndexerSettings
+from .store.base import MODES
+
+OK, SOME_FAILED, USAGE_OR_STORE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m indexer", description="Index documents into Qdrant and search "
+                                "them (settings: MOESEARCH_* and QDRANT_* environment variables).")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = p.add_subparsers(dest="command", required=True)
+    ing = sub.add_parser("ingest", help="index files and folders (folders recurse)")
+    ing.add_argument("paths", nargs="+")
+    ing.add_argument("--json", action="store_true", help="print the ingest report as JSON")
+    s = sub.add_parser("search", help="search the index")
+    s.add_argument("query")
+    s.add_argument("--k", type=int, default=10, help=f"number of hits (1..{MAX_K})")
+    s.add_argument("--mode", choices=MODES, default="hybrid")
+    s.add_argument("--source", action="append", default=[], help="only this file name (repeatable)")
+    s.add_argument("--type", action="append", default=[], dest="doc_types", help="only this document type "
+                   "(pdf, txt, md, html, docx; repeatable)")
+    s.add_argument("--from", dest="ingested_from", help="ingested on or after (ISO date or datetime)")
+    s.add_argument("--to", dest="ingested_to", help="ingested on or before (ISO date or datetime)")
+    s.add_argument("--json", action="store_true")
+    d = sub.add_parser("delete", help="delete a document by doc_id, path or file name")
+    d.add_argument("target")
+    d.add_argument("--json", action="store_true")
+    for name, text in (("stats", "documents, chunks, backend"), ("documents", "list the indexed documents")):
+        sub.add_parser(name, help=text).add_argument("--json", action="store_true")
+    r = sub.add_parser("reindex", help="re-embed everything with the configured model, then switch to it")
+    r.add_argument("--force", action="store_true", help="rebuild even if the index matches the settings")
+    r.add_argument("--json", action="store_true")
+    return p
+
+
+def _bar(enabled: bool):
+    if not enabled:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=0, unit="file", desc="ingest", file=sys.stderr)
+
+    def progress(event: ProgressEvent) -> None:
+        bar.total = event.files_total or bar.total
+        if event.stage == "done":
+            bar.update(event.files_done - bar.n)
+        bar.set_postfix_str(event.message[:60], refresh=True)
+
+    return bar, progress
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    for f in report.files:
+        detail = f"{f.pages} pages, {f.chunks} chunks" if f.status == "ok" else f.reason
+        print(f"{f.status:<9} {f.name}  {detail}")
+        for note in f.notes:
+            print(f"{'':<9} note: {note}")
+        if f.replaced:
+            print(f"{'':<9} replaced the previous version ({', '.join(d[:12] for d in f.replaced)})")
+    print(f"{report.ok} ok, {report.duplicates} unchanged/duplicate, {report.skipped} skipped, {report.failed} failed; "
+          f"{report.pages} pages, {report.chunks} chunks in {report.seconds:.1f} s")
+    if report.store_error:
+        print(f"store error: {report.store_error}", file=sys.stderr)
+
+
+def _snippet(text: str, width: int = 220) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[:width - 3] + "..."
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        settings = IndexerSettings.from_env()
+        filters = None
+        if args.command == "search":
+            filters = SearchFilters(tuple(args.source), tuple(args.doc_types), args.ingested_from, args.ingested_to)
+        with Pipeline(settings) as pipeline:
+            return _dispatch(pipeline, args, filters)
+    except (StoreError, IndexerError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_OR_STORE
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_OR_STORE
+
+
+def _dispatch(pipeline: Pipeline, args, filters) -> int:
+    if args.command == "ingest":
+        bar, progress = _bar(not args.json and sys.stderr.isatty())
+        try:
+            report = pipeline.ingest(args.paths, progress=progress)
+        finally:
+            if bar is not None:
+                bar.close()
+        _print_report(report, args.json)
+        if report.store_error:
+            return USAGE_OR_STORE
+        return OK if report.all_ok else SOME_FAILED
+    if args.command == "search":
+        hits = pipeline.search(args.query, k=args.k, filters=filters, mode=args.mode)
+        if args.json:
+            print(json.dumps([h.to_dict() for h in hits], indent=2))
+        else:
+            for rank, h in enumerate(hits, 1):
+                print(f"{rank:>2}. {h.score:.4f}  {h.source} p.{h.page}  [{', '.join(h.matched_terms)}]")
+                print(f"    {_snippet(h.text)}")
+            if not hits:
+                print("no hits")
+        return OK
+    if args.command == "delete":
+        removed = pipeline.delete(args.target)
+        if args.json:
+            print(json.dumps({"deleted": removed}))
+        else:
+            print(f"deleted {len(removed)} document(s)" if removed else f"no document matches {args.target!r}")
+        return OK if removed else SOME_FAILED
+    if args.command == "stats":
+        stats = pipeline.stats()
+        if args.json:
+            print(json.dumps(stats.to_dict(), indent=2))
+        else:
+            print(f"{stats.documents} documents, {stats.chunks} chunks; backend {stats.backend} at {stats.location}; "
+                  f"collection {stats.collection} (model {stats.model_id}, {stats.dim}d)")
+            if stats.reindex_needed:
+                print(f"settings ask for model {stats.configured_model_id}: run `python -m indexer reindex`")
+            if stats.incomplete_chunks:
+                print(f"{stats.incomplete_chunks} chunks of interrupted ingests are hidden; ingest those files again")
+        return OK
+    if args.command == "documents":
+        docs = pipeline.documents()
+        if args.json:
+            print(json.dumps([d.to_dict() for d in docs], indent=2))
+        else:
+            for d in docs:
+                print(f"{d.doc_id[:12]}  {d.doc_type:<4} {d.pages:>5} p {d.chunks:>6} ch  {d.ingested_at[:19]}  "
+                      f"{d.source}")
+            print(f"{len(docs)} documents")
+        return OK
+    if args.command == "reindex":
+        bar, progress = _bar(not args.json and sys.stderr.isatty())
+        try:
+            report = pipeline.reindex(progress=progress, force=args.force)
+        finally:
+            if bar is not None:
+                bar.close()
+        if not report.files and not args.json:
+            print("the index already matches the settings (use --force to rebuild anyway)")
+        else:
+            _print_report(report, args.json)
+        return OK if report.all_ok else SOME_FAILED
+    raise AssertionError(args.command)

@@ -1,0 +1,138 @@
+"""Inputs to ingest (paths, folders, uploads), reading them safely, and kept copies for download."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .extract import ExtractError
+from .results import Upload
+from .sniff import SUPPORTED_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Source:
+    """One thing to ingest: a file on disk or an upload.  ``key`` identifies "the same file" across
+    versions (absolute path, or the upload's name) for replace-on-change."""
+
+    name: str
+    key: str
+    fs_path: Path | None = None
+    data: bytes | None = None
+    skip: str | None = None  # set for folder entries that are not documents
+
+    @property
+    def is_upload(self) -> bool:
+        return self.fs_path is None
+
+
+def expand(items: Iterable[str | os.PathLike | Upload | tuple[str, bytes]]) -> list[Source]:
+    """Sources for paths (folders recurse, hidden entries ignored), uploads and ``(name, bytes)`` pairs."""
+    out: list[Source] = []
+    for item in items:
+        if isinstance(item, Upload):
+            out.append(Source(item.name, item.name, data=item.data))
+        elif isinstance(item, tuple):
+            name, data = item
+            upload = Upload(str(name), bytes(data))
+            out.append(Source(upload.name, upload.name, data=upload.data))
+        elif isinstance(item, str | os.PathLike):
+            path = Path(item).expanduser()
+            if path.is_dir():
+                out.extend(_walk(path))
+            else:
+                out.append(Source(path.name, str(path.absolute()), fs_path=path))
+        else:
+            raise TypeError(f"cannot ingest {type(item).__name__}: give paths, Upload(name, data) or (name, bytes)")
+    return out
+
+
+def _walk(folder: Path) -> list[Source]:
+    found: list[Source] = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            skip = None
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                skip = f"not a supported document type ({path.suffix or 'no extension'}); supported: " \
+                       + " ".join(sorted(SUPPORTED_SUFFIXES))
+            found.append(Source(name, str(path.absolute()), fs_path=path, skip=skip))
+    return found
+
+
+def read_source(source: Source, max_bytes: int) -> bytes:
+    """The source's bytes, or an ``ExtractError`` saying why it cannot be read."""
+    cap = f"{max_bytes / 1024 / 1024:.0f} MB"
+    if source.data is not None:
+        if len(source.data) > max_bytes:
+            raise ExtractError(f"file is {len(source.data) / 1024 / 1024:.1f} MB, over the {cap} size cap "
+                               "(MOESEARCH_MAX_FILE_MB)")
+        return source.data
+    path = source.fs_path
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ExtractError(f"cannot read {path}: broken symbolic link") from None
+        raise ExtractError(f"cannot read {path}: no such file") from None
+    except OSError as exc:
+        raise ExtractError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ExtractError(f"cannot read {path}: not a regular file (a device, socket or pipe)")
+    if st.st_size > max_bytes:
+        raise ExtractError(f"file is {st.st_size / 1024 / 1024:.1f} MB, over the {cap} size cap "
+                           "(MOESEARCH_MAX_FILE_MB)")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise ExtractError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise ExtractError(f"file grew past the {cap} size cap while being read")
+    return data
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class FileStore:
+    """Content-addressed copies of ingested files: ``folder/ab/abcdef...`` (sha256 of the bytes)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def _path(self, doc_id: str) -> Path:
+        if len(doc_id) != 64 or any(c not in "0123456789abcdef" for c in doc_id):
+            raise ValueError(f"not a doc_id: {doc_id!r}")
+        return self.folder / doc_id[:2] / doc_id
+
+    def put(self, doc_id: str, data: bytes) -> Path:
+        path = self._path(doc_id)
+        if path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def get(self, doc_id: str) -> bytes | None:
+        path = self._path(doc_id)
+        return path.read_bytes() if path.is_file() else None
+
+    def has(self, doc_id: str) -> bool:
+        return self._path(doc_id).is_file()
+
+    def delete(self, doc_id: str) -> None:
+        self._path(doc_id).unlink(missing_ok=True)

@@ -1,0 +1,87 @@
+"""Queries -> hits: dense, keyword (BM25) or hybrid (both, fused with RRF), plus neighbouring chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .chunking import rebuild_page
+from .encoders import Encoders
+from .results import Hit, SearchFilters
+from .schema import VISIBLE
+from .store.base import MODES, Collection, Match, QuerySpec, Range, Record, SparseVec, scroll_all
+
+MAX_K = 1000
+
+
+def to_hit(record: Record, encoders: Encoders | None = None, query: SparseVec | None = None) -> Hit:
+    p = record.payload
+    text = p.get("text", "")
+    terms = encoders.bm25.matched_terms(query, text) if encoders is not None and query is not None else ()
+    return Hit(text=text, source=p.get("source", ""), page=int(p.get("page", 1)), score=record.score,
+               matched_terms=terms, doc_id=p.get("doc_id", ""), chunk_index=int(p.get("chunk_index", 0)),
+               path=p.get("path", ""), doc_type=p.get("doc_type", ""), char_start=int(p.get("char_start", 0)),
+               char_end=int(p.get("char_end", 0)), ingested_at=p.get("ingested_at", ""), id=record.id)
+
+
+def check_query(query: str, k: int, mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be an int in 1..{MAX_K}, got {k!r}")
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError("the query is empty")
+    return query.strip()
+
+
+def run_search(collection: Collection, encoders: Encoders, query: str, k: int, filters: SearchFilters | None,
+               mode: str, prefetch: int, rrf_k: int, hnsw_ef: int | None) -> list[Hit]:
+    query = check_query(query, k, mode)
+    where = (*VISIBLE, *(filters.conditions() if filters else ()))
+    sparse = encoders.sparse_query(query) if mode in ("hybrid", "keyword") else None
+    if sparse is not None and not len(sparse):
+        sparse = None  # only stop words: nothing for BM25 to match
+        if mode == "keyword":
+            return []
+    dense = encoders.embed_query(query) if mode in ("hybrid", "dense") else None  # (D,)
+    spec = QuerySpec(limit=k, dense=dense, sparse=sparse, where=where, prefetch=max(prefetch, k), rrf_k=rrf_k,
+                     hnsw_ef=hnsw_ef)
+    terms = sparse if sparse is not None else encoders.sparse_query(query)
+    return [to_hit(r, encoders, terms) for r in collection.query(spec)]
+
+
+def neighbour_hits(collection: Collection, hit: Hit, before: int, after: int, encoders: Encoders | None = None,
+                   query: str | None = None) -> list[Hit]:
+    """The hit's chunk with up to ``before`` chunks before it and ``after`` after it, in document order."""
+    if before < 0 or after < 0:
+        raise ValueError("before and after must be >= 0")
+    where = [*VISIBLE, Match("doc_id", (hit.doc_id,)),
+             Range("chunk_index", gte=max(0, hit.chunk_index - before), lte=hit.chunk_index + after)]
+    sparse = encoders.sparse_query(query) if encoders is not None and query else None
+    records = scroll_all(collection, where)
+    hits = [to_hit(r, encoders, sparse) for r in records]
+    return sorted(hits, key=lambda h: h.chunk_index)
+
+
+def merge_text(hits: Sequence[Hit]) -> str:
+    """One passage from chunks of one document: overlaps removed using the char offsets, pages separated by a
+    blank line, and ``[...]`` where chunks are not contiguous."""
+    out: list[str] = []
+    ordered = sorted(hits, key=lambda h: (h.doc_id, h.chunk_index))
+    group: list[Hit] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        try:
+            out.append(rebuild_page([(h.char_start, h.char_end, h.text) for h in group], whole=False))
+        except ValueError:  # not contiguous
+            out.append(" [...] ".join(h.text for h in group))
+        group.clear()
+
+    for h in ordered:
+        if group and (h.doc_id != group[-1].doc_id or h.page != group[-1].page
+                      or h.chunk_index != group[-1].chunk_index + 1):
+            flush()
+        group.append(h)
+    flush()
+    return "\n\n".join(text.strip() for text in out)

@@ -1,0 +1,192 @@
+"""The store interface: what the pipeline asks of a vector store, and the neutral types it speaks in.
+
+A *root* (one per backend: qdrant-edge folder, qdrant-client local/memory, Qdrant server) holds several
+*collections* and knows which one is active (the one search uses).  A collection takes points that carry a
+named dense vector ``dense``, a BM25 sparse vector ``bm25`` (Qdrant applies IDF) and a payload, and answers
+dense, sparse and RRF-fused queries under payload filters.  The store never interprets text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+DENSE, SPARSE = "dense", "bm25"
+MODES = ("hybrid", "dense", "keyword")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used (connection, corruption, missing collection)."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the embedded store."""
+
+
+@dataclass(frozen=True)
+class SparseVec:
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.values):
+            raise ValueError(f"sparse vector: {len(self.indices)} indices but {len(self.values)} values")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass(frozen=True)
+class PointRecord:
+    """One point to write; ``dense``/``sparse`` None = a payload-only point (manifests, metadata)."""
+
+    id: str
+    payload: dict[str, Any]
+    dense: np.ndarray | None = None  # (D,) float32
+    sparse: SparseVec | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """``field`` equals one of ``values`` (keyword, integer or bool)."""
+
+    field: str
+    values: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.values, tuple):
+            object.__setattr__(self, "values", tuple(self.values) if isinstance(self.values, list | set)
+                               else (self.values,))
+        if not self.values:
+            raise ValueError(f"Match on {self.field!r} needs at least one value")
+
+
+@dataclass(frozen=True)
+class Range:
+    """``gte <= field <= lte``; numbers for numeric fields, ISO-8601 strings for datetime fields."""
+
+    field: str
+    gte: float | str | None = None
+    lte: float | str | None = None
+
+    def __post_init__(self) -> None:
+        if self.gte is None and self.lte is None:
+            raise ValueError(f"Range on {self.field!r} needs gte or lte")
+        kinds = {type(v) is str for v in (self.gte, self.lte) if v is not None}
+        if len(kinds) > 1:
+            raise ValueError(f"Range on {self.field!r}: mix of datetime strings and numbers")
+
+    @property
+    def is_datetime(self) -> bool:
+        return isinstance(self.gte if self.gte is not None else self.lte, str)
+
+
+Condition = Match | Range
+Where = Sequence[Condition]
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """A search: dense, sparse (keyword) or both fused with RRF, under ``where``."""
+
+    limit: int
+    dense: np.ndarray | None = None
+    sparse: SparseVec | None = None
+    where: tuple[Condition, ...] = ()
+    prefetch: int = 100
+    rrf_k: int = 60
+    hnsw_ef: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"limit must be >= 1, got {self.limit}")
+        if self.dense is None and self.sparse is None:
+            raise ValueError("a query needs a dense vector, a sparse vector or both")
+        object.__setattr__(self, "where", tuple(self.where))
+
+    @property
+    def fused(self) -> bool:
+        return self.dense is not None and self.sparse is not None
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    payload: dict[str, Any]
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """Everything needed to create a collection: vector size, HNSW and the payload indexes."""
+
+    dim: int
+    keyword_fields: tuple[str, ...] = ()
+    integer_fields: tuple[str, ...] = ()
+    bool_fields: tuple[str, ...] = ()
+    datetime_fields: tuple[str, ...] = ()
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    indexing_threshold: int = 20000  # points; HNSW is built for segments past this size (0 = never)
+    shard_number: int = 1
+    replication_factor: int = 1
+    write_consistency_factor: int = 1
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.dim < 1:
+            raise ValueError(f"dim must be >= 1, got {self.dim}")
+
+    @property
+    def indexing_threshold_kb(self) -> int:
+        """Qdrant sizes its indexing threshold in KB of dense vectors."""
+        if self.indexing_threshold <= 0:
+            return 2**31 - 1
+        return max(1, self.indexing_threshold * self.dim * 4 // 1024)
+
+
+@runtime_checkable
+class Collection(Protocol):
+    name: str
+
+    def upsert(self, points: Sequence[PointRecord]) -> None: ...
+    def set_payload(self, where: Where, payload: dict[str, Any]) -> None: ...
+    def delete(self, where: Where) -> None: ...
+    def delete_ids(self, ids: Sequence[str]) -> None: ...
+    def count(self, where: Where = ()) -> int: ...
+    def scroll(self, where: Where = (), limit: int = 256, offset: Any = None) -> tuple[list[Record], Any]: ...
+    def retrieve(self, ids: Sequence[str]) -> list[Record]: ...
+    def query(self, spec: QuerySpec) -> list[Record]: ...
+    def unindexed(self) -> int: ...
+    def optimize(self) -> bool: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Root(Protocol):
+    kind: str  # "edge" | "local" | "memory" | "server"
+    location: str  # folder or URL
+
+    def active(self) -> str | None: ...
+    def collections(self) -> list[str]: ...
+    def create(self, name: str, spec: CollectionSpec) -> Collection: ...
+    def open(self, name: str) -> Collection: ...
+    def activate(self, name: str) -> None: ...
+    def drop(self, name: str) -> None: ...
+    def info(self, name: str) -> dict: ...
+    def close(self) -> None: ...
+
+
+def scroll_all(collection: Collection, where: Where = (), page: int = 512) -> list[Record]:
+    """Every record matching ``where`` (pages through ``scroll``)."""
+    out: list[Record] = []
+    offset = None
+    while True:
+        records, offset = collection.scroll(where, limit=page, offset=offset)
+        out.extend(records)
+        if offset is None:
+            return out

@@ -1,0 +1,159 @@
+"""Ingest page through AppTest: the password gate, uploads (good and bad), folder ingest, delete, re-index."""
+
+from __future__ import annotations
+
+from app_helpers import PASSWORD, finish_job, open_page, plain, sign_in, texts
+
+from app.auth import ENV_VAR, fingerprint
+from app.sample import SAMPLE_DIR, sample_files
+from app.service import get_service
+
+INGEST = "views/ingest.py"
+GOOD = ("kestrel-notes.txt", b"The kestrel hovered over the meadow, hunting voles at dawn.", "text/plain")
+
+
+def _report(at):
+    """The per-file report table as {file: (status, reason)}."""
+    frames = [d.value for d in at.dataframe if "reason" in d.value.columns]
+    assert len(frames) == 1, [list(d.value.columns) for d in at.dataframe]
+    return {r.file: (r.status, r.reason) for r in frames[0].itertuples()}
+
+
+def test_no_hash_configured_gives_a_clear_page_and_no_upload(app_env):
+    at = open_page(INGEST)
+    assert not at.exception
+    assert at.title[0].value == "Admin sign-in is not set up"
+    assert ENV_VAR in texts(at.markdown) and "python -m app.auth" in texts(at.markdown)
+    assert not at.file_uploader and not at.text_input
+
+
+def test_malformed_hash_is_reported_not_accepted(app_env, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "sha1$abc")
+    at = open_page(INGEST)
+    assert at.title[0].value == "Admin sign-in is misconfigured"
+    assert "not a valid password hash" in texts(at.error) and not at.file_uploader
+
+
+def test_wrong_password_is_refused_and_the_right_one_admits(app_env, monkeypatch, admin_hash):
+    monkeypatch.setenv(ENV_VAR, admin_hash)
+    at = open_page(INGEST)
+    assert at.title[0].value == "Admin sign-in" and not at.file_uploader
+    sign_in(at, "password123")
+    assert "Wrong password." in texts(at.error) and not at.file_uploader
+    assert "admin" not in at.session_state
+    sign_in(at, "")
+    assert "Enter the admin password." in texts(at.error) and not at.file_uploader
+    sign_in(at, PASSWORD)
+    assert not at.error and at.file_uploader and at.session_state["admin"] == fingerprint(admin_hash)
+    # signing out closes the admin page again
+    at.button(key="sign-out").click().run()
+    assert at.title[0].value == "Admin sign-in" and not at.file_uploader
+
+
+def test_changing_the_hash_signs_sessions_out(app_env, monkeypatch, admin_hash):
+    monkeypatch.setenv(ENV_VAR, admin_hash)
+    at = sign_in(open_page(INGEST))
+    assert at.file_uploader
+    from app.auth import make_hash
+
+    monkeypatch.setenv(ENV_VAR, make_hash("another password"))
+    at.run()
+    assert at.title[0].value == "Admin sign-in" and not at.file_uploader
+
+
+def test_hash_from_streamlit_secrets(app_env, admin_hash):
+    at = sign_in(open_page(INGEST, secrets={ENV_VAR: admin_hash}))
+    assert not at.error and at.file_uploader
+
+
+def test_bad_uploads_fail_alone_and_good_ones_are_ingested(app_env, monkeypatch, admin_hash):
+    monkeypatch.setenv(ENV_VAR, admin_hash)
+    monkeypatch.setenv("MOESEARCH_MAX_FILE_MB", "0.01")  # ~10 KB
+    at = sign_in(open_page(INGEST))
+    uploader = at.file_uploader[0]
+    uploader.set_value([
+        GOOD,
+        ("holiday.png", b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png"),
+        ("empty.txt", b"", "text/plain"),
+        ("huge.txt", b"word " * 4000, "text/plain"),  # 20 KB, over the cap
+        ("bill-of-rights.pdf", (SAMPLE_DIR / "bill-of-rights.pdf").read_bytes()[:900], "application/pdf"),
+    ]).run()
+    button = at.button(key="ingest-uploads")
+    assert button.label == "Ingest 5 files" and not button.disabled
+    button.click().run()
+    assert not at.file_uploader[0].value  # the batch left the uploader as the ingest started
+    finish_job(at)
+    assert not at.exception
+    report = _report(at)
+    assert report["kestrel-notes.txt"] == ("ok", "")
+    assert report["holiday.png"][0] == "failed" and "PNG image" in report["holiday.png"][1]
+    assert report["empty.txt"][0] in ("failed", "skipped") and report["empty.txt"][1]
+    assert report["huge.txt"][0] == "failed" and "size cap" in report["huge.txt"][1]
+    assert report["bill-of-rights.pdf"][0] == "failed" and report["bill-of-rights.pdf"][1]
+    assert "1 ingested" in texts(at.warning)
+    progress = at.get("progress")
+    assert progress and progress[-1].value == 100 and "Ingest finished: 5 uploaded files" in plain(progress[-1].text)
+    # what was good is searchable, the failures left nothing behind
+    service = get_service()
+    assert [d.source for d in service.documents()] == ["kestrel-notes.txt"]
+    hits, _ = service.search("kestrel voles", k=3, mode="keyword")
+    assert hits and hits[0].source == "kestrel-notes.txt"
+    assert service.last_report["ok"] == 1 and service.last_report["failed"] >= 3
+    # the same file again is a duplicate
+    at.file_uploader[0].set_value([GOOD]).run()
+    finish_job(at.button(key="ingest-uploads").click().run())
+    assert _report(at)["kestrel-notes.txt"][0] == "skipped (duplicate)"
+
+
+def test_folder_ingest_delete_and_reindex(app_env, monkeypatch, admin_hash):
+    monkeypatch.setenv(ENV_VAR, admin_hash)
+    at = sign_in(open_page(INGEST))
+    at.text_input(key="folder").set_value("/no/such/folder").run()
+    at.button(key="ingest-folder").click().run()
+    assert "There is no file or folder '/no/such/folder'" in texts(at.error)
+
+    at.text_input(key="folder").set_value(str(SAMPLE_DIR)).run()
+    finish_job(at.button(key="ingest-folder").click().run())
+    report = _report(at)
+    assert all(report[p.name][0] == "ok" for p in sample_files())
+    assert report["NOTICE"][0] == "skipped"  # not a document type: reported, not silently ignored
+    assert "Documents (6)" in texts(at.markdown)
+
+    docs = {d.source: d.doc_id for d in get_service().documents()}
+    at.multiselect(key="delete_ids").set_value([docs["walden-where-i-lived.txt"]]).run()
+    at.button(key="delete").click().run()
+    assert "Deleted 1 document: walden-where-i-lived.txt" in texts(at.success)
+    assert "Documents (5)" in texts(at.markdown)
+    assert "walden-where-i-lived.txt" not in {d.source for d in get_service().documents()}
+    hits, _ = get_service().search("live deliberately marrow", k=10, mode="keyword")
+    assert all(h.source != "walden-where-i-lived.txt" for h in hits)
+
+    finish_job(at.button(key="reindex").click().run())
+    assert not at.exception and not at.error
+    assert "Reindex finished: all documents" in plain(at.get("progress")[-1].text)
+    assert get_service().stats().documents == 5
+    assert sorted(_report(at)) == sorted(p.name for p in sample_files() if p.name != "walden-where-i-lived.txt")
+
+
+def test_a_second_admin_is_told_to_wait_instead_of_blocking(app_env, monkeypatch, admin_hash):
+    import time
+
+    from app.service import Job
+
+    monkeypatch.setenv(ENV_VAR, admin_hash)
+    at = sign_in(open_page(INGEST))
+    service = get_service()
+    assert service._guard.acquire(blocking=False)  # another session's ingest is running
+    service.job = Job("ingest", "12 uploaded files", time.time(), id=-1, fraction=0.4, message="embedded 40/100 chunks")
+    try:
+        at.run()
+        assert "Running now: ingest of 12 uploaded files" in plain(at.get("progress")[0].text)
+        at.file_uploader[0].set_value([GOOD]).run()
+        at.button(key="ingest-uploads").click().run()
+        assert "Another job is running; wait for the running ingest of 12 uploaded files" in texts(at.warning)
+        assert not at.exception and at.file_uploader[0].value  # the batch is kept for a retry
+    finally:
+        service.job = None
+        service._guard.release()
+    finish_job(at.button(key="ingest-uploads").click().run())
+    assert _report(at)["kestrel-notes.txt"] == ("ok", "")

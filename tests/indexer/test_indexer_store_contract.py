@@ -1,0 +1,217 @@
+"""One contract for every store backend: qdrant-edge (tmp folder), qdrant-client ``:memory:`` and local folder,
+and a real Qdrant server when ``QDRANT_URL`` is set.  Results are checked against naive numpy references."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import uuid
+
+import numpy as np
+import pytest
+
+from indexer.sparse import Bm25Encoder
+from indexer.store.base import (
+    CollectionSpec,
+    Match,
+    PointRecord,
+    QuerySpec,
+    Range,
+    StoreError,
+    StoreLockedError,
+    scroll_all,
+)
+
+BACKENDS = ["edge", "memory", "local", "server"]
+SPEC = CollectionSpec(dim=8, keyword_fields=("kind", "tag"), integer_fields=("n",), datetime_fields=("at",))
+TEXTS = ["the quick brown fox jumps", "fox and dog are friends", "proteins fold into shapes",
+         "dogs chase cats in the garden", "solar wind and magnetic storms", "a fox, a dog and a protein"]
+
+
+def _root(kind: str, tmp_path, alias: str):
+    if kind == "edge":
+        from indexer.store.edge import EdgeRoot
+
+        return EdgeRoot(tmp_path / "edge")
+    from indexer.store.server import ClientRoot
+
+    if kind == "memory":
+        return ClientRoot(":memory:", alias=alias)
+    if kind == "local":
+        return ClientRoot(str(tmp_path / "local"), alias=alias)
+    url = os.environ.get("QDRANT_URL")
+    if not url:
+        pytest.skip("server backend: QDRANT_URL is not set (set it to run the contract against a real Qdrant)")
+    return ClientRoot(url, alias=alias, api_key=os.environ.get("QDRANT_API_KEY"))
+
+
+@pytest.fixture(params=BACKENDS)
+def root(request, data_dir):
+    alias = f"moesearch-test-{uuid.uuid4().hex[:8]}"
+    r = _root(request.param, data_dir, alias)
+    yield r
+    with contextlib.suppress(Exception):  # a test may have closed it already
+        if r.kind == "server":
+            for name in r.collections():
+                if name != r.active() and name.startswith(alias):
+                    r.drop(name)
+    r.close()
+
+
+def _name(root, suffix: str) -> str:
+    return f"{getattr(root, 'alias', 'moesearch')}-{suffix}"
+
+
+@pytest.fixture
+def filled(root):
+    """A collection with 6 chunk points (dense + BM25), one payload-only point, and the naive data."""
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(len(TEXTS), SPEC.dim)).astype(np.float32)
+    dense /= np.linalg.norm(dense, axis=1, keepdims=True)
+    bm25 = Bm25Encoder()
+    col = root.create(_name(root, "a"), SPEC)
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"p{i}")) for i in range(len(TEXTS))]
+    points = [PointRecord(ids[i], {"kind": "chunk", "tag": "even" if i % 2 == 0 else "odd", "n": i,
+                                   "at": f"2024-01-0{i + 1}T12:00:00Z", "text": t}, dense[i], bm25.document(t))
+              for i, t in enumerate(TEXTS)]
+    col.upsert(points)
+    col.upsert([PointRecord(str(uuid.uuid4()), {"kind": "doc"})])
+    return col, ids, dense, bm25
+
+
+def test_create_activate_switch_and_drop(root):
+    assert root.active() is None
+    a = root.create(_name(root, "a"), SPEC)
+    a.upsert([PointRecord(str(uuid.uuid4()), {"kind": "meta"})])
+    root.activate(a.name)
+    assert root.active() == a.name
+    with pytest.raises(StoreError, match="active"):
+        root.create(a.name, SPEC)
+    b = root.create(_name(root, "b"), SPEC)
+    assert {a.name, b.name} <= set(root.collections())
+    root.activate(b.name)
+    assert root.active() == b.name
+    root.drop(a.name)
+    assert a.name not in root.collections()
+    with pytest.raises(StoreError):
+        root.drop(b.name)
+    assert root.open(b.name).count() == 0
+
+
+def test_count_scroll_retrieve(filled):
+    col, ids, _, _ = filled
+    assert col.count() == 7
+    assert col.count([Match("kind", ("chunk",))]) == 6
+    assert col.count([Match("tag", ("even",))]) == 3
+    assert col.count([Match("n", (1, 2, 5))]) == 3
+    assert col.count([Range("n", gte=2, lte=4)]) == 3
+    assert col.count([Range("at", gte="2024-01-03T00:00:00Z")]) == 4
+    assert col.count([Range("at", lte="2024-01-02T23:59:59Z"), Match("tag", ("odd",))]) == 1
+    seen = scroll_all(col, [Match("kind", ("chunk",))], page=2)
+    assert sorted(r.id for r in seen) == sorted(ids)
+    got = col.retrieve([ids[3], str(uuid.uuid4())])
+    assert [r.id for r in got] == [ids[3]] and got[0].payload["n"] == 3
+
+
+def test_dense_query_matches_numpy(filled):
+    col, ids, dense, _ = filled
+    q = dense[2] + 0.3 * dense[5]
+    got = col.query(QuerySpec(limit=4, dense=q))
+    cos = dense @ (q / np.linalg.norm(q))
+    want = np.argsort(-cos)[:4]
+    assert [r.id for r in got] == [ids[i] for i in want]
+    assert np.allclose([r.score for r in got], cos[want], atol=1e-4)
+    filtered = col.query(QuerySpec(limit=10, dense=q, where=(Match("tag", ("odd",)),)))
+    assert {r.id for r in filtered} == {ids[i] for i in (1, 3, 5)}
+
+
+def test_bm25_query_matches_naive_idf(filled):
+    col, ids, _, bm25 = filled
+    query = bm25.query("fox dog protein")
+    docs = [bm25.document(t) for t in TEXTS]
+    n_docs = len(docs)  # points that carry the sparse vector
+
+    def naive(d) -> float:
+        score = 0.0
+        for term in query.indices:
+            df = sum(term in x.indices for x in docs)
+            if term in d.indices:
+                idf = math.log((n_docs - df + 0.5) / (df + 0.5) + 1)
+                score += idf * d.values[d.indices.index(term)]
+        return score
+
+    want = sorted(((naive(d), ids[i]) for i, d in enumerate(docs) if naive(d) > 0), reverse=True)
+    got = col.query(QuerySpec(limit=10, sparse=query))
+    assert np.allclose([r.score for r in got], [s for s, _ in want], rtol=1e-4)  # same ranking (ties in any order)
+    assert {r.id: round(r.score, 4) for r in got} == {i: round(s, 4) for s, i in want}
+
+
+def test_rrf_fusion_matches_naive(filled):
+    col, ids, dense, bm25 = filled
+    q_dense, q_sparse = dense[0], bm25.query("fox dog")
+    d_hits = col.query(QuerySpec(limit=5, dense=q_dense))
+    s_hits = col.query(QuerySpec(limit=5, sparse=q_sparse))
+    k = 60
+    fused: dict[str, float] = {}
+    for hits in (d_hits, s_hits):
+        for rank, r in enumerate(hits):
+            fused[r.id] = fused.get(r.id, 0.0) + 1.0 / (k + rank)  # Qdrant: 0-based rank
+    got = col.query(QuerySpec(limit=4, dense=q_dense, sparse=q_sparse, prefetch=5, rrf_k=k))
+    want = sorted(fused.values(), reverse=True)[:4]
+    assert np.allclose([r.score for r in got], want, atol=1e-6)
+    assert all(abs(fused[r.id] - r.score) < 1e-6 for r in got)
+
+
+def test_payload_only_points_never_match_queries(filled):
+    col, _, dense, bm25 = filled
+    hits = col.query(QuerySpec(limit=50, dense=dense[0], sparse=bm25.query("fox")))
+    assert all(r.payload["kind"] == "chunk" for r in hits)
+
+
+def test_set_payload_and_delete_by_filter(filled):
+    col, ids, _, _ = filled
+    col.set_payload([Match("tag", ("odd",))], {"state": "complete"})
+    assert col.count([Match("state", ("complete",))]) == 3
+    col.delete([Match("tag", ("odd",))])
+    assert col.count([Match("kind", ("chunk",))]) == 3
+    col.delete_ids([ids[0]])
+    assert col.count([Match("kind", ("chunk",))]) == 2
+    with pytest.raises(ValueError):
+        col.delete([])
+
+
+def test_upsert_same_id_overwrites(filled):
+    col, ids, dense, bm25 = filled
+    col.upsert([PointRecord(ids[0], {"kind": "chunk", "tag": "new"}, dense[0], bm25.document("new text"))])
+    assert col.count() == 7
+    assert col.retrieve([ids[0]])[0].payload["tag"] == "new"
+
+
+def test_second_opener_is_refused(root, data_dir):
+    if root.kind not in ("edge", "local"):
+        pytest.skip(f"{root.kind}: several clients may share it")
+    with pytest.raises(StoreLockedError, match="already open in another process"):
+        _root(root.kind, data_dir, "x")
+
+
+def test_reopen_keeps_data(root, data_dir):
+    if root.kind not in ("edge", "local"):
+        pytest.skip(f"{root.kind}: not a folder")
+    col = root.create(_name(root, "keep"), SPEC)
+    col.upsert([PointRecord(str(uuid.uuid4()), {"kind": "chunk"}, np.ones(SPEC.dim, np.float32))])
+    root.activate(col.name)
+    alias = getattr(root, "alias", "moesearch")
+    root.close()
+    again = _root(root.kind, data_dir, alias)
+    try:
+        assert again.active() == col.name
+        assert again.open(col.name).count() == 1
+    finally:
+        again.close()
+
+
+def test_info_reports_the_collection(root, filled):
+    info = root.info(filled[0].name)
+    assert "error" not in info and info["points"] == 7 and info["kind"] == root.kind
+    assert "error" in root.info("no-such-collection")
