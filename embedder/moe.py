@@ -92,7 +92,7 @@ class MoEBlock(nn.Module):
             tok, slot = torch.where(hit)  # (n_e,), (n_e,)
             y = expert(x.index_select(0, tok))  # (n_e, H)
             w = weights[tok, slot].unsqueeze(-1).to(y.dtype)  # (n_e, 1)
-            out = out.index_add(0, tok, y * w)
+            out = out.index_add(0, tok, (y * w).to(out.dtype))
         return out
 
     def _dense(self, x, weights, experts, mask):

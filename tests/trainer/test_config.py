@@ -1,0 +1,68 @@
+"""Recipe config: TOML + --key=value overrides, unknown keys and bad values are errors naming what is allowed."""
+
+from pathlib import Path
+
+import pytest
+
+from trainer.__main__ import main
+from trainer.config import RecipeConfig, StageConfig, load_config, parse_overrides
+
+CONFIGS = Path(__file__).resolve().parents[2] / "trainer" / "configs"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.toml")))
+def test_shipped_configs_load(name):
+    cfg = load_config(CONFIGS / name)
+    assert isinstance(cfg, RecipeConfig) and cfg.pretrain.name == "pretrain" and cfg.finetune.name == "finetune"
+
+
+def test_overrides_are_typed_and_section_scoped(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('seed = 3\n[pretrain]\nsteps = 7\nmatryoshka_dims = [384, 128]\n[finetune]\nlr = 1e-5\n')
+    cfg = load_config(f, parse_overrides(["--steps=9", "--symmetric=true", "--finetune.num_negs=2",
+                                          "--eval.beir=a,b:dev", "--top_k=1"]), section="pretrain")
+    assert cfg.seed == 3 and cfg.top_k == 1
+    assert cfg.pretrain.steps == 9 and cfg.pretrain.symmetric is True and cfg.pretrain.matryoshka_dims == (384, 128)
+    assert cfg.finetune.lr == 1e-5 and cfg.finetune.num_negs == 2 and cfg.finetune.batch_size == 128
+    assert cfg.eval.beir == ("a", "b:dev")
+
+
+@pytest.mark.parametrize("over,msg", [
+    ({"pretrain.stepz": "1"}, r"unknown config keys \['pretrain.stepz'\]"),
+    ({"nope": "1"}, "unknown config keys"),
+    ({"pretrain.steps": "1.5"}, "expected an integer"),
+    ({"pretrain.symmetric": "maybe"}, "expected true/false"),
+    ({"pretrain.schedule": "step"}, r"schedule must be one of \('linear', 'cosine', 'constant'\)"),
+    ({"pretrain.matryoshka_dims": "64,128"}, "largest first"),
+    ({"top_k": "9"}, "top_k must be in 1..num_experts"),
+    ({"mine.margin": "1.5"}, "margin"),
+    ({"data.sources": "squad_shifts,wikipedia"}, "unknown data sources"),
+])
+def test_bad_keys_and_values_are_errors(over, msg):
+    with pytest.raises(ValueError, match=msg):
+        load_config(None, over)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[pretrain\n")
+    with pytest.raises(ValueError, match="invalid TOML"):
+        load_config(bad)
+    with pytest.raises(ValueError, match="must look like --key=value"):
+        parse_overrides(["--steps", "3"])
+
+
+def test_stage_validation():
+    with pytest.raises(ValueError, match="batch_size"):
+        StageConfig(batch_size=1)
+    with pytest.raises(ValueError, match="one weight per dim"):
+        StageConfig(matryoshka_dims=(64, 32), matryoshka_weights=(1.0,))
+
+
+def test_cli_reports_config_errors(capsys):
+    assert main(["pretrain", "--stepz=3"]) == 2
+    assert "unknown config keys" in capsys.readouterr().err
+    assert main(["pretrain", "--steps=3"]) == 2
+    assert "needs --train, --init and --out" in capsys.readouterr().err

@@ -1,0 +1,37 @@
+"""TextEncoder: tokenisation limits, the dense base path, and bf16 autocast through the MoE blocks."""
+
+import torch
+import torch.nn.functional as F
+
+from trainer.encode import TextEncoder
+
+
+def test_truncation_keeps_cls_and_sep(tiny_model_dir):
+    enc = TextEncoder.load(tiny_model_dir)
+    ids, mask = enc.tokenize(["word " * 100, "short"], 12)
+    assert ids.shape == (2, 12) and mask[0].sum() == 12 and mask[1].sum() < 12
+    cls, sep = enc.tokenizer.token_to_id("[CLS]"), enc.tokenizer.token_to_id("[SEP]")
+    assert ids[0, 0] == cls and ids[0, -1] == sep
+
+
+def test_dense_folder_loads_without_prefixes(tiny_dense_dir):
+    enc = TextEncoder.load(tiny_dense_dir)
+    assert not enc.is_moe and enc.settings.query_prefix == "" and enc.settings.document_prefix == ""
+    v = enc.embed(["a b c", "d e"], progress=False)
+    assert v.shape == (2, 32) and torch.allclose(v.norm(dim=-1), torch.ones(2))
+
+
+def test_bf16_autocast_runs_through_moe_blocks(tiny_model_dir):
+    enc = TextEncoder.load(tiny_model_dir)
+    ids, mask = enc.tokenize(["the river near the bridge", "a copper kettle"], 16)
+    with torch.no_grad():
+        fp32, logits32 = enc.forward(ids, mask)
+        enc.bf16 = True
+        bf16, logits16 = enc.forward(ids, mask)
+    assert bf16.dtype == torch.float32 and logits16[0].dtype == torch.float32
+    assert F.cosine_similarity(fp32, bf16).min() > 0.99
+    enc.model.train()
+    loss = enc.forward(ids, mask)[0].pow(2).sum()  # backward under autocast reaches the experts
+    loss.backward()
+    grads = [e.fc1.weight.grad for e in enc.model.moe_blocks()[0].experts]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)

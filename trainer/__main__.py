@@ -1,0 +1,150 @@
+"""CLI: ``python -m trainer data | filter | pretrain | mine | finetune | eval | recipe | plot``.
+
+Settings come from a recipe TOML (``--config``, default: built-in defaults) plus ``--key=value`` overrides;
+inside a stage command a bare key means that stage's key (``pretrain --steps=5`` == ``--pretrain.steps=5``).
+Unknown keys are errors. DDP: ``torchrun --nproc_per_node=N -m trainer pretrain ...`` (gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .config import load_config, parse_overrides, to_dict
+
+log = logging.getLogger("trainer")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trainer", description=__doc__, allow_abbrev=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    common.add_argument("--config", help="recipe TOML (trainer/configs/*.toml)")
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sub.add_parser("data", parents=[common], allow_abbrev=False, help="build training pairs from the offline sources")
+    f = sub.add_parser("filter", parents=[common], allow_abbrev=False, help="consistency-filter pairs with a teacher")
+    f.add_argument("--in", dest="inputs", nargs="+", required=True, help="JSONL files/folders or BEIR folders")
+    f.add_argument("--out", required=True, help="folder for the kept pairs (one file per source)")
+    for name in ("pretrain", "finetune"):
+        s = sub.add_parser(name, parents=[common], allow_abbrev=False,
+                           help=f"stage {1 if name == 'pretrain' else 2} training")
+        s.add_argument("--init", help="model folder to start from (a moesearch folder)")
+        s.add_argument("--out", help="run folder (checkpoints, metrics, plots, model/)")
+        s.add_argument("--train", nargs="+", help="JSONL files/folders or BEIR folders (path[:split])")
+        s.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    m = sub.add_parser("mine", parents=[common], allow_abbrev=False, help="mine hard negatives into the records' negs")
+    m.add_argument("--in", dest="inputs", nargs="+", required=True)
+    m.add_argument("--out", required=True)
+    m.add_argument("--retriever", help="model folder or 'base' (default: mine.retriever)")
+    e = sub.add_parser("eval", parents=[common], allow_abbrev=False,
+                       help="nDCG@10 and Recall@100 on BEIR folders (prints JSON)")
+    e.add_argument("--model", required=True, help="model folder, or 'base' for the dense all-MiniLM-L6-v2")
+    e.add_argument("--beir", nargs="+", required=True, help="BEIR folder(s), path or path:split")
+    e.add_argument("--split", default="test")
+    e.add_argument("--max-length", type=int, default=512)
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--dim", type=int, help="Matryoshka truncation (default: full size)")
+    e.add_argument("--json", help="also write the results to this file")
+    r = sub.add_parser("recipe", parents=[common], allow_abbrev=False,
+                       help="data -> upcycle -> filter -> pretrain -> mine -> finetune -> export -> eval")
+    r.add_argument("--resume", action="store_true", help="skip finished steps, continue an interrupted stage")
+    pl = sub.add_parser("plot", allow_abbrev=False, help="(re)draw a run folder's PNG plots from metrics.jsonl")
+    pl.add_argument("run")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args, extra = _parser().parse_known_args(argv)
+    try:
+        return _run(args, parse_overrides(extra))
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args, overrides: dict[str, str]) -> int:
+    progress = not getattr(args, "quiet", False)
+    if args.cmd == "plot":
+        from .telemetry import plot_run
+
+        if overrides:
+            raise ValueError(f"plot takes no overrides, got {sorted(overrides)}")
+        for p in plot_run(Path(args.run) / "metrics.jsonl"):
+            print(p)
+        return 0
+    if args.cmd == "eval":
+        from .evaluate import evaluate_many
+
+        if overrides:
+            raise ValueError(f"eval takes no --key=value overrides, got {sorted(overrides)}")
+        specs = [b if ":" in b and not Path(b).exists() else f"{b}:{args.split}" for b in args.beir]
+        rows = evaluate_many(args.model, specs, max_length=args.max_length, batch_size=args.batch_size,
+                             dim=args.dim, progress=progress)
+        text = json.dumps(rows if len(rows) > 1 else rows[0], indent=2)
+        if args.json:
+            Path(args.json).write_text(text + "\n")
+        print(text)
+        return 0
+    section = {"data": "data", "filter": "filter", "mine": "mine", "pretrain": "pretrain",
+               "finetune": "finetune"}.get(args.cmd)
+    cfg = load_config(args.config, overrides, section=section)
+    if args.cmd == "data":
+        from .build import build_data
+
+        manifest = build_data(cfg.data, cfg.data_dir, cfg.seed)
+        print(json.dumps({k: {x: v.get(x) for x in ("written", "parsed", "error") if x in v}
+                          for k, v in manifest["sources"].items()}, indent=2))
+        return 0 if any("file" in v for v in manifest["sources"].values()) else 1
+    if args.cmd == "filter":
+        from .recipe import run_filter
+
+        _, report = run_filter(cfg, args.inputs, Path(args.out), progress)
+        print(json.dumps(report, indent=2))
+        return 0
+    if args.cmd == "mine":
+        from .recipe import run_mine
+
+        retriever = args.retriever or {"pretrained": "", "base": "base"}.get(cfg.mine.retriever, cfg.mine.retriever)
+        if not retriever:
+            raise ValueError("mine needs --retriever DIR|base (mine.retriever='pretrained' only means "
+                             "something inside the recipe)")
+        _, report = run_mine(cfg, args.inputs, retriever, Path(args.out), progress)
+        print(json.dumps(report, indent=2))
+        return 0
+    if args.cmd in ("pretrain", "finetune"):
+        from . import distributed
+        from .loop import train_stage
+
+        stage = getattr(cfg, args.cmd)
+        stage = replace(stage, train=tuple(args.train) if args.train else stage.train,
+                        init=args.init or stage.init, out=args.out or stage.out)
+        if not stage.train or not stage.init or not stage.out:
+            raise ValueError(f"{args.cmd} needs --train, --init and --out (or {args.cmd}.train/init/out in the config)")
+        final = train_stage(stage, stage.init, stage.out, resume=args.resume, progress=progress)
+        d = distributed.setup()
+        if d.main:
+            print(json.dumps({"model": str(final), "config": to_dict(stage)}, indent=2))
+        distributed.cleanup(d)
+        return 0
+    if args.cmd == "recipe":
+        from . import distributed
+        from .recipe import run_recipe
+
+        result = run_recipe(cfg, progress, resume=args.resume)
+        d = distributed.setup()
+        if d.main:
+            print(json.dumps({k: result[k] for k in ("model", "evals", "timings_s") if k in result}, indent=2))
+        distributed.cleanup(d)
+        return 0
+    raise ValueError(f"unknown command {args.cmd}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""The whole recipe (Nomic Embed v2 on CPU): data -> upcycle -> filter -> pretrain -> mine -> finetune -> export
+-> eval, every step's output kept under ``out_dir`` so a step can be rerun alone. Under torchrun only the
+training stages run on every rank; data, filtering, mining, export and evaluation run on rank 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from . import distributed
+from .build import build_data
+from .config import RecipeConfig, to_dict
+from .data import read_training, write_jsonl
+from .encode import TextEncoder
+from .loop import train_stage
+
+log = logging.getLogger(__name__)
+
+
+def _by_source(records) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for r in records:
+        out.setdefault(r.source, []).append(r)
+    return out
+
+
+def write_by_source(records, folder: Path) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for source, recs in sorted(_by_source(records).items()):
+        p = folder / (source.replace("/", "-") + ".jsonl")
+        write_jsonl(p, recs)
+        paths.append(str(p))
+    return sorted(paths)  # the same order `_reuse` finds them in on --resume
+
+
+def run_filter(cfg: RecipeConfig, inputs: list[str], out: Path, progress: bool = True) -> tuple[list[str], dict]:
+    from .filtering import consistency_filter
+
+    records = read_training(inputs)
+    teacher = TextEncoder.load(cfg.filter.teacher)
+    teacher.bf16 = cfg.filter.bf16
+    kept, report = consistency_filter(records, teacher, cfg.filter, cfg.seed, progress)
+    paths = write_by_source(kept, out)
+    (out / "filter_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return paths, report
+
+
+def run_mine(cfg: RecipeConfig, inputs: list[str], retriever: str, out: Path, progress: bool = True
+             ) -> tuple[list[str], dict]:
+    from .mining import mine
+
+    records = read_training(inputs)
+    enc = TextEncoder.load(retriever)
+    enc.bf16 = cfg.mine.bf16
+    mined, report = mine(records, enc, cfg.mine, cfg.mine.corpora, progress)
+    paths = write_by_source(mined, out)
+    (out / "mine_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return paths, report
+
+
+def publish_fp16(model_dir: Path, dst: Path) -> Path:
+    """Copy a model folder with its weights in fp16 (the shipped form: < 100 MB a file)."""
+    import shutil
+
+    from embedder.model import MoeBertModel
+
+    model = MoeBertModel.from_pretrained(model_dir, dtype=torch.float32).half()
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    model.save_pretrained(dst, safe_serialization=True)
+    for f in model_dir.iterdir():
+        if f.is_file() and f.name not in ("config.json", "model.safetensors", "trainer_state.pt"):
+            shutil.copyfile(f, dst / f.name)
+    return dst
+
+
+def command() -> str:
+    import sys
+
+    argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith(("__main__.py", "trainer")) else ["recipe", "..."]
+    return "python -m trainer " + " ".join(argv)
+
+
+def model_card(cfg: RecipeConfig, manifest: dict, filter_report: dict, mine_report: dict, evals: dict,
+               metrics: dict, settings=None) -> str:
+    from .heldout import HELD_OUT_SQUAD_DOMAIN
+
+    use = ("" if settings is None else
+           f"Use: {settings.pooling} pooling, L2-normalised; prefixes query={settings.query_prefix!r} "
+           f"document={settings.document_prefix!r}; Matryoshka dims {list(settings.matryoshka_dims)}; "
+           f"max length {settings.max_length}. `python -m embedder export` rebuilds `onnx/`.")
+    lines = [f"# {cfg.model_id}", "",
+             f"Sparse MoE text embedder trained with moesearch's trainer (Nomic Embed v2 recipe on CPU). Base: "
+             f"all-MiniLM-L6-v2 (`{cfg.base}`, Apache-2.0), upcycled to {cfg.num_experts} experts, "
+             f"top-{cfg.top_k} routing" + (" (one expert: MoE disabled, the dense A/B)" if cfg.num_experts == 1 else "")
+             + ".", "", use, "",
+             "## Training", "",
+             f"- seed {cfg.seed}; stage 1: {cfg.pretrain.steps} steps x batch {cfg.pretrain.batch_size}, temperature "
+             f"{cfg.pretrain.temperature}, lr {cfg.pretrain.lr}; stage 2: {cfg.finetune.steps} steps x batch "
+             f"{cfg.finetune.batch_size} + {cfg.finetune.num_negs} hard negatives/query, temperature "
+             f"{cfg.finetune.temperature}, lr {cfg.finetune.lr}",
+             f"- consistency filter: teacher {cfg.filter.teacher}, top-{cfg.filter.top_k} of {cfg.filter.pool_size}",
+             f"- held out (never trained, filtered or mined on): SciFact test, Cranfield, squad_shifts domain "
+             f"`{HELD_OUT_SQUAD_DOMAIN}`", "", "| source | licence | pairs | kept by filter |", "|---|---|---|---|"]
+    for src, info in sorted(manifest.get("sources", {}).items()):
+        fr = filter_report.get(src.replace("-", "/", 1)) or filter_report.get(src) or {}
+        lines.append(f"| {src} | {info.get('licence', '')} | {info.get('written', info.get('error', ''))} | "
+                     f"{fr.get('kept', '-')} |")
+    lines += ["", "Mining: " + json.dumps(mine_report), "", "## Evaluation (nDCG@10 / Recall@100)", "",
+              "| dataset | base | this model |", "|---|---|---|"]
+    for name, row in evals.items():
+        b, m = row.get("base", {}), row.get("model", {})
+        lines.append(f"| {name} | {b.get('nDCG@10', float('nan')):.4f} / {b.get('R@100', float('nan')):.4f} | "
+                     f"{m.get('nDCG@10', float('nan')):.4f} / {m.get('R@100', float('nan')):.4f} |")
+    lines += ["", "Training losses (contrastive, first and last step): " + json.dumps(metrics), "",
+              f"Command: `{command()}` (the resolved config is saved as recipe_config.json in the run folder).", ""]
+    return "\n".join(lines)
+
+
+def _stage(cfg_stage, init, run_dir: Path, resume: bool, progress: bool) -> Path:
+    """Train one stage; with ``resume``, skip a finished stage and continue an interrupted one."""
+    from .checkpoint import latest_checkpoint, load_state
+
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if ckpt is not None and load_state(ckpt)["step"] >= cfg_stage.steps and (run_dir / "model").is_dir():
+        log.info("resume: %s already finished (%s)", run_dir, ckpt.name)
+        return run_dir / "model"
+    return train_stage(cfg_stage, init, run_dir, resume=ckpt is not None, progress=progress)
+
+
+def _reuse(folder: Path, report: str, resume: bool) -> tuple[list[str], dict] | None:
+    """On resume, the files and report a finished filter/mine step left."""
+    if resume and (folder / report).is_file():
+        log.info("resume: reusing %s", folder)
+        return sorted(str(p) for p in folder.glob("*.jsonl")), json.loads((folder / report).read_text())
+    return None
+
+
+def run_recipe(cfg: RecipeConfig, progress: bool = True, resume: bool = False) -> dict:
+    d = distributed.setup()
+    out = Path(cfg.out_dir)
+    data_dir = Path(cfg.data_dir)
+    t0 = time.time()
+    timings = {}
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "recipe_config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+        if resume and (data_dir / "manifest.json").is_file():
+            manifest = json.loads((data_dir / "manifest.json").read_text())
+        else:
+            manifest = build_data(cfg.data, data_dir, cfg.seed)  # cached sources: parsing only (~1 min)
+        timings["data"] = time.time() - t0
+        from embedder.upcycle import upcycle
+
+        if not (resume and (out / "upcycled" / "model.safetensors").is_file()):
+            upcycle(out / "upcycled", None if cfg.base == "default" else cfg.base, num_experts=cfg.num_experts,
+                    top_k=cfg.top_k, seed=cfg.seed, model_id=cfg.model_id, prefixes=cfg.prefixes)
+        inputs = list(cfg.pretrain.train) or [str(data_dir / info["file"]) for s, info in
+                                               sorted(manifest["sources"].items()) if "file" in info
+                                               and (s.split("-")[0] in cfg.data.sources or s.startswith("user-"))]
+        t = time.time()
+        if cfg.filter.enabled:
+            pre_files, filter_report = (_reuse(out / "filtered", "filter_report.json", resume)
+                                        or run_filter(cfg, inputs, out / "filtered", progress))
+        else:
+            pre_files, filter_report = inputs, {}
+        timings["filter"] = time.time() - t
+    pre_files = distributed.broadcast_object(pre_files if d.main else None, d)
+    t = time.time()
+    pre = replace(cfg.pretrain, train=tuple(pre_files))
+    pre_model = _stage(pre, cfg.pretrain.init or out / "upcycled", out / "pretrain", resume, progress)
+    timings["pretrain"] = time.time() - t
+    if d.main:
+        t = time.time()
+        ft_inputs = list(cfg.finetune.train) or pre_files
+        if cfg.mine.enabled:
+            retriever = {"pretrained": str(pre_model), "base": "base"}.get(cfg.mine.retriever, cfg.mine.retriever)
+            ft_files, mine_report = (_reuse(out / "mined", "mine_report.json", resume)
+                                     or run_mine(cfg, ft_inputs, retriever, out / "mined", progress))
+        else:
+            ft_files, mine_report = ft_inputs, {}
+        timings["mine"] = time.time() - t
+    ft_files = distributed.broadcast_object(ft_files if d.main else None, d)
+    t = time.time()
+    ft = replace(cfg.finetune, train=tuple(ft_files))
+    final = _stage(ft, cfg.finetune.init or pre_model, out / "finetune", resume, progress)
+    timings["finetune"] = time.time() - t
+    result = {}
+    if d.main:
+        result = finish(cfg, out, final, manifest, filter_report, mine_report, timings, progress)
+    distributed.barrier(d)
+    return result
+
+
+def finish(cfg, out: Path, final: Path, manifest, filter_report, mine_report, timings, progress) -> dict:
+    from embedder.export import export, is_current
+
+    from .evaluate import evaluate_many
+    from .telemetry import read_metrics
+
+    model_dir = publish_fp16(final, Path(cfg.publish)) if cfg.publish else final
+    t = time.time()
+    if not is_current(model_dir):
+        export(model_dir)
+    timings["export"] = time.time() - t
+    t = time.time()
+    evals: dict = {}
+    if cfg.eval.beir:
+        kw = dict(max_length=cfg.eval.max_length, batch_size=cfg.eval.batch_size, progress=progress)
+        for who, spec in (("base", cfg.eval.baseline), ("model", str(model_dir))):
+            for row in evaluate_many(spec, list(cfg.eval.beir), **kw):
+                evals.setdefault(f"{row['dataset']}:{row['split']}", {})[who] = row
+        (out / "eval.json").write_text(json.dumps(evals, indent=2) + "\n")
+    timings["eval"] = time.time() - t
+    curves = {s: read_metrics(out / s / "metrics.jsonl") or [{}] for s in ("pretrain", "finetune")}
+    last = {s: rows[-1].get("contrastive") for s, rows in curves.items()}
+    first = {s: rows[0].get("contrastive") for s, rows in curves.items()}
+    metrics = {"first_contrastive": first, "last_contrastive": last}
+    from embedder.settings import EmbeddingSettings
+
+    card = model_card(cfg, manifest, filter_report, mine_report, evals, metrics, EmbeddingSettings.load(model_dir))
+    (model_dir / "README.md").write_text(card)
+    result = {"model": str(model_dir), "evals": evals, "timings_s": {k: round(v, 1) for k, v in timings.items()},
+              **metrics, "filter": filter_report, "mine": mine_report}
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result

@@ -1,0 +1,221 @@
+"""Parsers of the offline training sources: each takes the unpacked files and yields `Pair` records.
+
+Sources (name -> what becomes a pair):
+  squad_shifts/<domain>  question -> its paragraph (4 of 5 domains; nyt is held out, see heldout.py)
+  vitaminc               claim -> the evidence that supports it; evidence that refutes it -> hard negatives
+  gem                    summary -> article (xsum, wikilingua en + multilingual, mlsum de/es)
+  multiemo               a review in one of 10 languages -> the same review in English (aligned by index)
+  disfl_qa               disfluent question -> its paragraph
+  paragraph              first sentence of a paragraph (>= 4 words) -> the rest of it (multilingual Wikipedia)
+  chatterbot             dialog question -> answer (28 languages)
+  wordnet                lemma -> its gloss (Debian wordnet-base)
+  scifact                SciFact train queries -> judged abstracts (train split only)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+from .data import Pair
+from .heldout import HELD_OUT_SQUAD_DOMAIN, check_squad_domain
+
+log = logging.getLogger(__name__)
+
+SQUAD_FILES = {"wiki": "squaddev_v1.1.json", "new_wiki": "new_wiki_v1.0.json", "nyt": "nyt_v1.0.json",
+               "reddit": "reddit_v1.0.json", "amazon": "amazon_reviews_v1.0.json"}
+GEM_TASKS = ("xsum", "wikilingua_en", "wikilingua_multilingual", "mlsum_de", "mlsum_es")
+BIGBENCH_TASKS = ("squad_shifts", "vitaminc_fact_verification", "gem", "multiemo", "disfl_qa", "paragraph_segmentation")
+
+# name -> (licence, origin). BIG-bench code is Apache-2.0; each task's data keeps its upstream licence.
+LICENCES = {
+    "squad_shifts": ("CC BY 4.0 (SQuAD shifts, Miller et al. 2020)", "pip sdist bigbench==1.0.0: squad_shifts"),
+    "vitaminc": ("CC BY-SA 3.0 (VitaminC, Schuster et al. 2021; Wikipedia text)",
+                 "pip sdist bigbench==1.0.0: vitaminc_fact_verification"),
+    "gem": ("mixed, non-commercial: XSum (research use), WikiLingua (CC BY-NC-SA 3.0), MLSUM (research only), via GEM",
+            "pip sdist bigbench==1.0.0: gem/{" + ",".join(GEM_TASKS) + "}"),
+    "multiemo": ("CC BY 4.0 (MultiEmo, Kocon et al. 2021)", "pip sdist bigbench==1.0.0: multiemo/all_text_*"),
+    "disfl_qa": ("CC BY 4.0 (Disfl-QA, Gupta et al. 2021)", "pip sdist bigbench==1.0.0: disfl_qa"),
+    "paragraph": ("CC BY-SA 3.0 (Wikipedia paragraphs)", "pip sdist bigbench==1.0.0: paragraph_segmentation"),
+    "chatterbot": ("BSD-3-Clause (chatterbot-corpus)", "pip chatterbot-corpus==1.3.3"),
+    "wordnet": ("WordNet 3.0 licence (Princeton, permissive)", "Debian package wordnet-base"),
+    "scifact": ("CC BY-NC 2.0 (research only; never shipped)", "../shared/data/beir/scifact qrels/train.tsv"),
+}
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("\ufffd", " ")).strip()
+
+
+def _load_task(path: Path) -> list[dict]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if "examples" not in data:
+        raise ValueError(f"{path}: no 'examples' list (not a BIG-bench task.json)")
+    return data["examples"]
+
+
+def squad_shifts(tasks: Path, domain: str) -> Iterator[Pair]:
+    check_squad_domain(domain)
+    path = tasks / "squad_shifts" / SQUAD_FILES[domain]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for article in data["data"]:
+        for para in article["paragraphs"]:
+            ctx = _clean(para["context"])
+            for qa in para["qas"]:
+                if qa["question"].strip() and ctx:
+                    yield Pair(_clean(qa["question"]), ctx, source=f"squad_shifts/{domain}")
+
+
+def vitaminc(tasks: Path) -> Iterator[Pair]:
+    by_claim: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"True": [], "False": []})
+    for ex in _load_task(tasks / "vitaminc_fact_verification" / "task.json"):
+        evidence, sep, claim = ex["input"].rpartition("\nClaim: ")
+        label = max(ex["target_scores"], key=ex["target_scores"].get)
+        if sep and label in ("True", "False"):
+            ev = _clean(evidence)
+            if ev not in by_claim[_clean(claim)][label]:
+                by_claim[_clean(claim)][label].append(ev)
+    for claim, ev in by_claim.items():
+        for pos in ev["True"]:
+            yield Pair(claim, pos, negs=tuple(n for n in ev["False"] if n != pos), source="vitaminc")
+
+
+def gem(tasks: Path) -> Iterator[Pair]:
+    for name in GEM_TASKS:
+        path = tasks / "gem" / name / "task.json"
+        if not path.is_file():
+            log.warning("%s: missing, skipped", path)
+            continue
+        for ex in _load_task(path):
+            target = ex["target"][0] if isinstance(ex["target"], list) else ex["target"]
+            if target.strip() and ex["input"].strip():
+                yield Pair(_clean(target), _clean(ex["input"]), source="gem")
+
+
+def _label(ex: dict) -> str:
+    return max(ex["target_scores"], key=ex["target_scores"].get)
+
+
+def align_by_label(english: list[dict], other: list[dict]) -> list[tuple[int, int]]:
+    """Index pairs (en, other) of the same review. The files are aligned by index, except that a file may hold
+    an extra review (Polish has one): walk both, skipping an item of ``other`` whose sentiment label disagrees."""
+    pairs, i, j = [], 0, 0
+    while i < len(english) and j < len(other):
+        if _label(english[i]) == _label(other[j]):
+            pairs.append((i, j))
+            i += 1
+        j += 1
+    return pairs
+
+
+def multiemo(tasks: Path) -> Iterator[Pair]:
+    root = tasks / "multiemo"
+    english = _load_task(root / "all_text_en" / "task.json")
+    for folder in sorted(root.glob("all_text_*")):
+        lang = folder.name.rsplit("_", 1)[-1]
+        if lang == "en":
+            continue
+        other = _load_task(folder / "task.json")
+        pairs = align_by_label(english, other)
+        if len(pairs) < 0.95 * len(english):
+            raise ValueError(f"{folder}: only {len(pairs)} of {len(english)} reviews align with English")
+        if len(pairs) != len(english) or len(other) != len(english):
+            log.info("multiemo %s: %d reviews, %d aligned with English (%d)", lang, len(other), len(pairs),
+                     len(english))
+        for i, j in pairs:
+            text, en = _clean(other[j]["input"]), _clean(english[i]["input"])
+            if text and en:
+                yield Pair(text, en, source="multiemo", task="symmetric")
+
+
+def disfl_qa(tasks: Path) -> Iterator[Pair]:
+    for ex in _load_task(tasks / "disfl_qa" / "task.json"):
+        question, sep, context = ex["input"].partition("\ncontext:")
+        if sep and question.strip() and context.strip():
+            yield Pair(_clean(question), _clean(context), source="disfl_qa")
+
+
+def paragraph(tasks: Path) -> Iterator[Pair]:
+    for ex in _load_task(tasks / "paragraph_segmentation" / "task.json"):
+        sentences = [s.strip() for s in ex["input"].strip().split("\n")]
+        labels = ex["target"].split()
+        if len(labels) != len(sentences):
+            continue
+        current: list[str] = []
+        for sent, end in zip(sentences, labels, strict=True):
+            current.append(sent)
+            if end == "1":
+                if len(current) >= 2 and len(current[0]) >= 25 and len(current[0].split()) >= 4:
+                    yield Pair(_clean(current[0]), _clean(" ".join(current[1:])), source="paragraph", task="symmetric")
+                current = []
+
+
+def chatterbot(corpus_dir: Path) -> Iterator[Pair]:
+    import yaml
+
+    for path in sorted(corpus_dir.glob("*/*.yml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            log.warning("%s: unreadable YAML, skipped (%s)", path, exc)
+            continue
+        for conv in (data or {}).get("conversations") or []:
+            if not isinstance(conv, list) or len(conv) < 2:
+                continue
+            q = str(conv[0]).strip()
+            for answer in conv[1:]:
+                a = str(answer).strip()
+                if q and a:
+                    yield Pair(_clean(q), _clean(a), source="chatterbot")
+
+
+def wordnet(dict_dir: Path) -> Iterator[Pair]:
+    """``data.{noun,verb,adj,adv}`` lines: ``offset lex ss_type w_cnt (word lex_id)* ... | gloss``."""
+    for pos in ("noun", "verb", "adj", "adv"):
+        path = dict_dir / f"data.{pos}"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing from the WordNet dictionary folder")
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("  ") or " | " not in line:
+                    continue  # licence header
+                head, gloss = line.split(" | ", 1)
+                fields = head.split()
+                n_words = int(fields[3], 16)
+                words = [re.sub(r"\(.*\)$", "", fields[4 + 2 * i]).replace("_", " ") for i in range(n_words)]
+                gloss = _clean(gloss)
+                if gloss:
+                    yield Pair(", ".join(words), gloss, source="wordnet")
+
+
+def scifact(beir_dir: Path) -> Iterator[Pair]:
+    from .data import read_beir_pairs
+
+    yield from read_beir_pairs(beir_dir, "train", source="scifact")
+
+
+def squad_eval_beir(tasks: Path, out: Path) -> Path:
+    """The held-out squad_shifts domain as a BEIR folder (evaluation only): paragraphs are the corpus."""
+    path = tasks / "squad_shifts" / SQUAD_FILES[HELD_OUT_SQUAD_DOMAIN]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "qrels").mkdir(exist_ok=True)
+    docs: dict[str, str] = {}
+    with open(out / "queries.jsonl", "w", encoding="utf-8") as fq, \
+            open(out / "qrels" / "test.tsv", "w", encoding="utf-8") as fr:
+        fr.write("query-id\tcorpus-id\tscore\n")
+        for article in data["data"]:
+            for para in article["paragraphs"]:
+                ctx = _clean(para["context"])
+                did = docs.setdefault(ctx, f"d{len(docs)}")
+                for qa in para["qas"]:
+                    fq.write(json.dumps({"_id": qa["id"], "text": _clean(qa["question"])}, ensure_ascii=False) + "\n")
+                    fr.write(f"{qa['id']}\t{did}\t1\n")
+    with open(out / "corpus.jsonl", "w", encoding="utf-8") as fc:
+        for text, did in docs.items():
+            fc.write(json.dumps({"_id": did, "title": "", "text": text}, ensure_ascii=False) + "\n")
+    return out
