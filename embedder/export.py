@@ -15,7 +15,6 @@ Every file has the dynamic axes (batch, sequence), outputs ``last_hidden_state``
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import tempfile
@@ -29,7 +28,7 @@ from torch import nn
 from .model import MoeBertModel, SelfAttention
 from .moe import MoEBlock
 from .onnx_graph import MOE_DOMAIN, check_moe_nodes, gemm_to_matmul, set_metadata
-from .settings import EmbeddingSettings
+from .settings import EmbeddingSettings, sha256
 
 log = logging.getLogger(__name__)
 
@@ -157,14 +156,6 @@ def cpu_int8(src: Path, dst: Path) -> None:
         quantize_dynamic(opts.optimized_model_filepath, str(dst), weight_type=QuantType.QInt8,
                          op_types_to_quantize=["MatMul", "Attention"], per_channel=True,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weights_sha256(model_dir: Path) -> str:

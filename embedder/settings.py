@@ -7,6 +7,7 @@ A model folder holds ``config.json`` + ``model.safetensors`` (torch side), ``tok
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -86,3 +87,12 @@ def default_model_dir() -> Path:
     if (SHIPPED_MODEL / "config.json").is_file():
         return SHIPPED_MODEL
     return UPCYCLED_MODEL
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

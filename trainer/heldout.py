@@ -17,6 +17,8 @@ import logging
 import re
 from pathlib import Path
 
+from embedder.settings import sha256
+
 log = logging.getLogger(__name__)
 
 HELD_OUT_SQUAD_DOMAIN = "nyt"
@@ -35,12 +37,6 @@ class HeldOutError(ValueError):
     """Raised when training, filtering or mining would read held-out evaluation data."""
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_beir(folder: str | Path, split: str) -> None:
@@ -54,7 +50,7 @@ def check_beir(folder: str | Path, split: str) -> None:
                                "training, filtering or mining")
     for path in (folder / "qrels" / f"{split}.tsv", folder / "queries.jsonl", folder / "corpus.jsonl"):
         if path.is_file() and path.stat().st_size < 64 << 20:
-            what = HELD_OUT_SHA256.get(file_sha256(path))
+            what = HELD_OUT_SHA256.get(sha256(path))
             if what:
                 raise HeldOutError(f"{path}: identical to the held-out {what}; it may not be used for training")
 
