@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     ing = sub.add_parser("ingest", help="index files and folders (folders recurse)")
     ing.add_argument("paths", nargs="+")
     ing.add_argument("--json", action="store_true", help="print the ingest report as JSON")
+    ing.add_argument("--workers", type=_positive, default=1, metavar="N",
+                     help="embed in N worker processes, each with cores/N onnxruntime threads (bulk ingest of "
+                          "large corpora; default 1: embed in this process)")
     s = sub.add_parser("search", help="search the index")
     s.add_argument("query")
     s.add_argument("--k", type=int, default=10, help=f"number of hits (1..{MAX_K})")
@@ -44,6 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="rebuild even if the index matches the settings")
     r.add_argument("--json", action="store_true")
     return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _bar(enabled: bool):
@@ -106,7 +119,7 @@ def _dispatch(pipeline: Pipeline, args, filters) -> int:
     if args.command == "ingest":
         bar, progress = _bar(not args.json and sys.stderr.isatty())
         try:
-            report = pipeline.ingest(args.paths, progress=progress)
+            report = pipeline.ingest(args.paths, progress=progress, workers=args.workers)
         finally:
             if bar is not None:
                 bar.close()

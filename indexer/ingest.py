@@ -5,6 +5,9 @@ A document goes in as: chunks written in batches with ``state=writing`` (invisib
 is the commit point: a document without one is unfinished, and the next ingest of the same bytes clears its
 leftovers and writes it again under the same deterministic ids, so a killed run resumes without duplicates.
 Older versions under the same path are deleted only after the new version is complete.
+
+Vectors come from the document writer's own encoders, or (bulk ingest, ``bulk.py``) from an ``embed`` callable
+that hands back batch ``i`` of the document, embedded elsewhere from exactly the texts this module batches.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+
+import numpy as np
 
 from .chunking import Chunk
 from .encoders import Encoders
@@ -25,6 +30,7 @@ from .store.base import Collection, Match, PointRecord, Record, scroll_all
 
 log = logging.getLogger(__name__)
 Progress = Callable[[ProgressEvent], None]
+BatchVectors = Callable[[int, Sequence[str]], np.ndarray]  # (batch index, its texts) -> (b, D) vectors
 
 
 class StoreFailure(RuntimeError):
@@ -53,8 +59,10 @@ class DocumentWriter:
     # --- writing ------------------------------------------------------------------------------------
     def write(self, doc_id: str, source: Source, extracted: Extracted, chunks: Sequence[Chunk], ingested_at: str,
               data: bytes | None = None, keep_copy: bool = False,
-              on_batch: Callable[[int, int], None] | None = None, record_extra: dict | None = None) -> None:
-        """Write one document (see module doc).  Store failures raise ``StoreFailure``."""
+              on_batch: Callable[[int, int], None] | None = None, record_extra: dict | None = None,
+              embed: BatchVectors | None = None) -> None:
+        """Write one document (see module doc).  Store failures raise ``StoreFailure``; ``embed`` supplies the
+        vectors of each batch (default: this writer's encoders)."""
         col = self.collection
         mine = [Match("doc_id", (doc_id,))]
         try:
@@ -67,7 +75,11 @@ class DocumentWriter:
         n = len(chunks)
         for start in range(0, n, self.batch_size):
             batch = chunks[start:start + self.batch_size]
-            vectors = self.encoders.embed_documents([c.text for c in batch], self.batch_size)  # (b, D)
+            texts = [c.text for c in batch]
+            if embed is None:
+                vectors = self.encoders.embed_documents(texts, self.batch_size)  # (b, D)
+            else:
+                vectors = embed(start // self.batch_size, texts)
             points = []
             for c, vec in zip(batch, vectors, strict=True):
                 payload = dict(base, page=c.page, chunk_index=c.index, char_start=c.start, char_end=c.end,
@@ -161,8 +173,15 @@ def prepare(writer: DocumentWriter, source: Source, max_bytes: int) -> Prepared:
     return prep
 
 
-def commit(writer: DocumentWriter, prep: Prepared, keep: str, report: Callable[[str, int, int], None]) -> FileStatus:
-    """Write a prepared document (or settle it as a duplicate) and replace older versions at its path."""
+def batches(chunks: Sequence[Chunk], batch_size: int) -> list[list[str]]:
+    """The chunk texts ``DocumentWriter.write`` embeds together, batch by batch."""
+    return [[c.text for c in chunks[s:s + batch_size]] for s in range(0, len(chunks), batch_size)]
+
+
+def commit(writer: DocumentWriter, prep: Prepared, keep: str, report: Callable[[str, int, int], None],
+           embed: BatchVectors | None = None) -> FileStatus:
+    """Write a prepared document (or settle it as a duplicate) and replace older versions at its path;
+    ``embed`` as in ``DocumentWriter.write``."""
     source = prep.source
     if prep.status is not None:
         return prep.status
@@ -179,7 +198,7 @@ def commit(writer: DocumentWriter, prep: Prepared, keep: str, report: Callable[[
     if existing is None:
         keep_copy = keep == "all" or (keep == "uploads" and source.is_upload)
         writer.write(prep.doc_id, source, prep.extracted, prep.chunks, now_iso(), prep.data, keep_copy,
-                     on_batch=lambda done, total: report("embed", done, total))
+                     on_batch=lambda done, total: report("embed", done, total), embed=embed)
     try:
         replaced = tuple(writer.replace_older(source.key, prep.doc_id))
     except Exception as exc:

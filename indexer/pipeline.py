@@ -3,6 +3,7 @@
 >>> with Pipeline() as p:
 ...     report = p.ingest(["docs/"], progress=print)
 ...     hits = p.search("protein folding", k=5, filters=SearchFilters(doc_types=("pdf",)))
+...     bulk = p.ingest(["corpus/"], workers=2)  # two embedding processes; the same points as workers=1
 
 Thread safety: one Pipeline may be shared by many threads (app sessions).  Searches and listings run
 concurrently; ingest, delete and reindex are serialised; a reindex switches the active collection under an
@@ -21,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from .bulk import ingest_with_workers
 from .chunking import rebuild_page
 from .encoders import Encoders
 from .extract import Extracted
@@ -42,6 +44,7 @@ from .schema import CHUNK, DOC_RECORDS, META_ID, VISIBLE, WRITING, IndexSpec, co
 from .search import merge_text, neighbour_hits, run_search
 from .settings import IndexerSettings
 from .store import Collection, Match, PointRecord, Root, StoreError, StoreLockedError, open_root, scroll_all
+from .workers import WorkersUnavailable
 
 __all__ = ["DocumentFile", "DocumentInfo", "FileStatus", "Hit", "IndexerError", "IngestReport", "Pipeline",
            "ProgressEvent", "SearchFilters", "Stats", "StoreError", "StoreLockedError", "Upload"]
@@ -157,20 +160,39 @@ class Pipeline:
 
     # --- ingest ----------------------------------------------------------------------------------------
     def ingest(self, items: Iterable[str | os.PathLike | Upload | tuple[str, bytes]] | str | os.PathLike | Upload,
-               progress: Progress | None = None) -> IngestReport:
-        """Index files, folders (recursive) and uploads; one status per file, never stops on a bad file."""
+               progress: Progress | None = None, workers: int = 1) -> IngestReport:
+        """Index files, folders (recursive) and uploads; one status per file, never stops on a bad file.
+        ``workers`` > 1 embeds in that many worker processes (bulk ingest, see ``bulk.py``); same results."""
         if isinstance(items, str | os.PathLike | Upload) or (
                 isinstance(items, tuple) and len(items) == 2 and isinstance(items[1], bytes | bytearray)):
             items = [items]
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         t0 = time.perf_counter()
         notify = progress or (lambda event: None)
-        with self._write, ThreadPoolExecutor(max_workers=1, thread_name_prefix="moesearch-read") as reader:
+        with self._write:
             active = self._current()
             writer = self._writer(active)
             sources = expand(items)
-            statuses: list[FileStatus] = []
-            store_error = None
-            max_bytes = self.settings.max_file_bytes
+            keep, max_bytes = self.settings.keep_files, self.settings.max_file_bytes
+            if workers > 1 and sources:
+                try:
+                    statuses, store_error = ingest_with_workers(writer, sources, workers, keep, max_bytes, notify)
+                except WorkersUnavailable as exc:
+                    raise IndexerError(str(exc)) from exc
+            else:
+                statuses, store_error = self._ingest_here(writer, sources, notify)
+            if store_error is None and any(s.status == "ok" for s in statuses):
+                self._maybe_optimize(active.collection, notify)
+        return IngestReport(tuple(statuses), time.perf_counter() - t0, store_error)
+
+    def _ingest_here(self, writer: DocumentWriter, sources: list[Source], notify: Progress
+                     ) -> tuple[list[FileStatus], str | None]:
+        """The one-process path (``workers=1``)."""
+        statuses: list[FileStatus] = []
+        store_error = None
+        max_bytes = self.settings.max_file_bytes
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="moesearch-read") as reader:
             # the next file is read, extracted and chunked (pure Python) while this one embeds (onnxruntime)
             ahead = reader.submit(prepare, writer, sources[0], max_bytes) if sources else None
             for i, source in enumerate(sources):
@@ -196,9 +218,7 @@ class Pipeline:
                     status = FileStatus(source.name, "failed", f"{type(exc).__name__}: {exc}", path=source.key)
                 statuses.append(status)
                 notify(ProgressEvent("done", i + 1, len(sources), source.name))
-            if store_error is None and any(s.status == "ok" for s in statuses):
-                self._maybe_optimize(active.collection, notify)
-        return IngestReport(tuple(statuses), time.perf_counter() - t0, store_error)
+        return statuses, store_error
 
     def _maybe_optimize(self, collection: Collection, notify: Progress) -> None:
         threshold = self.settings.hnsw_threshold

@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from indexer_testfiles import sentences
 
 from indexer.pipeline import Pipeline
@@ -23,7 +24,7 @@ SCRIPT = textwrap.dedent("""
     from indexer.pipeline import Pipeline
     from indexer.settings import IndexerSettings
 
-    data_dir, model_dir, docs = sys.argv[1:4]
+    data_dir, model_dir, docs, workers = sys.argv[1:5]
     settings = IndexerSettings(data_dir=data_dir, model_dir=model_dir, device="cpu", chunk_tokens=48,
                                chunk_overlap=8, batch_size=2, hnsw_threshold=0)
 
@@ -33,21 +34,44 @@ SCRIPT = textwrap.dedent("""
             time.sleep(0.02)
 
     with Pipeline(settings) as p:
-        report = p.ingest([docs], progress=progress)
+        report = p.ingest([docs], progress=progress, workers=int(workers))
     print("DONE", report.ok, report.duplicates, flush=True)
 """)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc; [] elsewhere)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return True
+    return fields[0] == "Z"  # a zombie has exited
 
 
 def _run(args, kill_at=None):
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     killed = False
+    proc.workers = []
     deadline = time.time() + 120
     for line in proc.stdout:
         if time.time() > deadline:
             break
         parts = line.split()
         if kill_at and parts[0] == "EMBED" and int(parts[1]) == kill_at and 0 < int(parts[2]) < int(parts[3]):
+            proc.workers = _children(proc.pid)
             os.kill(proc.pid, signal.SIGKILL)  # mid-document: some chunks written, no manifest yet
             killed = True
             break
@@ -68,16 +92,23 @@ def _state(settings, embedder):
         return docs, visible, points, p.stats()
 
 
-def test_sigkill_mid_ingest_resumes_without_duplicates(make_settings, tiny_embedder, tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_mid_ingest_resumes_without_duplicates(make_settings, tiny_embedder, tiny_model_dir, tmp_path, workers):
     docs = tmp_path / "docs"
     docs.mkdir()
     for i in range(5):
         (docs / f"doc{i}.txt").write_text(sentences(40, i, f"topic{i}"))
     settings = make_settings(batch_size=2)
 
-    proc, killed, last = _run([settings.data_dir, tiny_model_dir, docs], kill_at=2)
+    proc, killed, last = _run([settings.data_dir, tiny_model_dir, docs, workers], kill_at=2)
     assert killed, f"never reached the third document: {last!r} {proc.stderr.read()[-2000:]}"
     assert proc.returncode == -signal.SIGKILL
+    if workers > 1 and Path("/proc").is_dir():  # the embedding workers do not outlive a killed ingest
+        assert proc.workers, "no worker processes were running"
+        deadline = time.time() + 30
+        while not all(map(_gone, proc.workers)) and time.time() < deadline:
+            time.sleep(0.2)
+        assert all(map(_gone, proc.workers)), f"worker processes left running: {proc.workers}"
 
     listed, visible, points, stats = _state(settings, tiny_embedder)
     assert len(listed) == 2  # files 0 and 1 finished; file 2 was cut mid-way
@@ -86,7 +117,7 @@ def test_sigkill_mid_ingest_resumes_without_duplicates(make_settings, tiny_embed
     for doc_id, doc in listed.items():
         assert len(visible[doc_id]) == doc.chunks
 
-    proc, killed, last = _run([settings.data_dir, tiny_model_dir, docs])
+    proc, killed, last = _run([settings.data_dir, tiny_model_dir, docs, workers])
     assert proc.returncode == 0 and last.split()[:3] == ["DONE", "3", "2"], proc.stderr.read()[-2000:]
 
     reference = make_settings(data_dir=settings.data_dir / "clean-reference")

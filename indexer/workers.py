@@ -1,0 +1,152 @@
+"""Embedding worker processes for bulk ingest: N spawned processes, each with its own onnxruntime Embedder.
+
+The main process keeps reading, extraction, chunking and every store call (see ``bulk.py``); a worker only turns
+a batch of chunk texts into vectors.  Each worker loads the same model folder, ONNX file, device, dim and max
+length as the main process's embedder (``WorkerSpec.of``) with ``intra_op_num_threads = cores // N``, so N workers
+share the machine instead of oversubscribing it, and it embeds exactly the batches the one-process path embeds
+(same texts, same batch size), so the vectors are the same.
+
+Processes are started with the ``spawn`` method: no onnxruntime session, store handle or lock is inherited from
+the parent, and the same code runs on Linux, macOS and Windows.  Never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_EMBEDDER = None  # the worker process's Embedder, loaded once by _init
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """onnxruntime intra-op threads for each of ``workers`` processes: the cores split evenly, at least 1."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return max(1, (cores or available_cores()) // workers)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to load the same embedder as the main process (picklable)."""
+
+    model_dir: str
+    device: str  # "cpu" | "cuda": where the main process's session really runs
+    dim: int
+    max_length: int
+    variant: str | None  # the ONNX file the main process runs (None: the device's default file)
+    threads: int
+
+    @classmethod
+    def of(cls, embedder, workers: int) -> WorkerSpec:
+        from embedder.runtime import CUDA, VARIANT_FILES
+
+        model_file = getattr(embedder, "model_file", None)
+        if model_file is None or getattr(embedder, "model_dir", None) is None:
+            raise TypeError(f"embedding workers need an embedder.runtime.Embedder (a model folder with ONNX "
+                            f"files), got {type(embedder).__name__}")
+        variants = {name: variant for variant, name in VARIANT_FILES.items()}
+        device = "cuda" if getattr(embedder, "provider", "") == CUDA else "cpu"
+        return cls(str(Path(embedder.model_dir).absolute()), device, int(embedder.dim), int(embedder.max_length),
+                   variants.get(Path(model_file).name), threads_per_worker(workers))
+
+    def load(self):
+        from embedder.runtime import Embedder
+
+        return Embedder(self.model_dir, device=self.device, dim=self.dim, variant=self.variant, threads=self.threads,
+                        max_length=self.max_length)
+
+
+def _exit_with(parent) -> None:
+    parent.join()  # returns once the parent process is gone (its end of the spawn pipe closed)
+    os._exit(1)
+
+
+def _init(spec: WorkerSpec) -> None:
+    global _EMBEDDER
+    # A pool worker holds both ends of its task queue, so it never sees a killed parent by itself: watch for it,
+    # or a SIGKILLed ingest would leave its workers (and their models) running.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), name="moesearch-parent-watch", daemon=True).start()
+    _EMBEDDER = spec.load()
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _embed(texts: list[str], batch_size: int) -> np.ndarray:
+    return _EMBEDDER.embed_documents(texts, batch_size=batch_size)  # (b, D) float32
+
+
+class WorkersUnavailable(RuntimeError):
+    """The embedding worker processes could not be started (the message says why)."""
+
+
+class EmbedPool:
+    """N embedding processes behind ``submit(texts) -> Future[(b, D) array]``.
+
+    >>> with EmbedPool(WorkerSpec.of(embedder, 2), 2) as pool:
+    ...     vectors = pool.submit(["a chunk", "another"], 32).result()
+    """
+
+    def __init__(self, spec: WorkerSpec, workers: int, start_timeout: float = 300.0):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.spec = spec
+        self.workers = workers
+        self.start_timeout = start_timeout
+        self.restarts = 0
+        self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_init, initargs=(self.spec,))
+        try:  # one round trip: the model loads in a worker (a broken folder fails here, not per file)
+            executor.submit(_ready).result(timeout=self.start_timeout)
+        except (BrokenProcessPool, FutureTimeout, OSError) as exc:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise WorkersUnavailable(f"embedding workers could not start ({type(exc).__name__}: {exc}); see the "
+                                     "worker's traceback above") from exc
+        log.info("%d embedding workers (%s, %d threads each) on %s", self.workers, self.spec.device,
+                 self.spec.threads, Path(self.spec.model_dir).name)
+        return executor
+
+    def submit(self, texts: Sequence[str], batch_size: int) -> Future:
+        return self._executor.submit(_embed, list(texts), batch_size)
+
+    def restart(self) -> None:
+        """Replace a broken pool (a worker died) with fresh processes; raises ``WorkersUnavailable``."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.restarts += 1
+        log.warning("an embedding worker died; restarting the pool (restart %d)", self.restarts)
+        self._executor = self._start()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> EmbedPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
