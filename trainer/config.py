@@ -153,7 +153,7 @@ class MineConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     beir: tuple[str, ...] = ()  # folders; "path" or "path:split" (default split test)
-    baseline: str = "base"  # what the trained model is compared with, in the same eval run
+    baseline: str = "base"  # what the trained model is compared with, in the same eval run ("" = none)
     max_length: int = 512
     batch_size: int = 32
 

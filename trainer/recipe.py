@@ -215,6 +215,8 @@ def finish(cfg, out: Path, final: Path, manifest, filter_report, mine_report, ti
     if cfg.eval.beir:
         kw = dict(max_length=cfg.eval.max_length, batch_size=cfg.eval.batch_size, progress=progress)
         for who, spec in (("base", cfg.eval.baseline), ("model", str(model_dir))):
+            if not spec:  # no baseline: the run that is compared elsewhere (the dense A/B)
+                continue
             for row in evaluate_many(spec, list(cfg.eval.beir), **kw):
                 evals.setdefault(f"{row['dataset']}:{row['split']}", {})[who] = row
         (out / "eval.json").write_text(json.dumps(evals, indent=2) + "\n")
