@@ -1,4 +1,4 @@
-"""``python -m embedder upcycle | export | prepare | embed``."""
+"""``python -m embedder upcycle | average | export | prepare | embed``."""
 
 from __future__ import annotations
 
@@ -8,18 +8,44 @@ import logging
 import sys
 from pathlib import Path
 
-from .settings import UPCYCLED_MODEL, default_model_dir
+from .settings import ONNX_FILES, TASKS, UPCYCLED_MODEL, default_model_dir
 
-EXPORT_VARIANTS = ("fused", "fused-fp16", "int8", "gather", "dense")
+EXPORT_VARIANTS = tuple(ONNX_FILES)
 
 
 def cmd_upcycle(args: argparse.Namespace) -> int:
     from .upcycle import upcycle
 
     layers = [int(x) for x in args.moe_layers.split(",") if x != ""] if args.moe_layers is not None else None
-    out = upcycle(args.out, args.dense, num_experts=args.experts, top_k=args.top_k, moe_layers=layers,
+    if args.experts == "task":
+        mode, tasks, experts = "task", _names(args.tasks) or TASKS, 1
+    elif args.experts.isdigit():
+        if args.tasks:
+            raise ValueError("--tasks needs --experts task")
+        mode, tasks, experts = "topk", None, int(args.experts)
+    else:
+        raise ValueError(f"--experts must be a number of experts or 'task', got {args.experts!r}")
+    out = upcycle(args.out, args.dense, num_experts=experts, top_k=args.top_k, moe_layers=layers,
                   expert_activation=args.expert_activation, seed=args.seed, model_id=args.model_id,
-                  prefixes=not args.no_prefixes)
+                  prefixes=not args.no_prefixes, moe_mode=mode, tasks=tasks)
+    print(f"wrote {out}")
+    return 0
+
+
+def _names(spec: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (spec or "").split(",") if x.strip())
+
+
+def cmd_average(args: argparse.Namespace) -> int:
+    from .average import average
+
+    weights = {}
+    for item in _names(args.weights):
+        task, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--weights takes task=weight pairs, got {item!r}")
+        weights[task] = float(value)
+    out = average(args.model_dir, args.out, weights or None, model_id=args.model_id)
     print(f"wrote {out}")
     return 0
 
@@ -62,9 +88,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from .runtime import Embedder
 
     emb = Embedder(args.model, device=args.device, dim=args.dim)
-    enc = emb.encode([args.text], emb.settings.query_prefix if args.query else emb.settings.document_prefix)
+    task = args.task or ("search_query" if args.query else "search_document")
+    enc = emb.encode([args.text], emb.settings.prefix_for(task), task=task)
     vec = enc.vectors[0]
-    info = {"model_id": emb.model_id, "file": emb.model_file.name, "provider": emb.provider, "dims": len(vec),
+    info = {"model_id": emb.model_id, "file": emb.model_file.name, "provider": emb.provider, "mode": emb.moe_mode,
+            "task": task, "dims": len(vec),
             "matryoshka_dims": list(emb.dims), "tokens": int(enc.n_tokens[0]), "truncated": bool(enc.truncated[0]),
             "first": [round(float(x), 6) for x in vec[:8]]}
     if args.json:
@@ -83,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("upcycle", help="dense BERT folder -> MoE model folder")
     p.add_argument("--out", required=True, help="output model folder, e.g. models/NAME")
     p.add_argument("--dense", default=None, help="dense BERT folder (default: all-MiniLM-L6-v2 from the pip package)")
-    p.add_argument("--experts", type=int, default=8)
+    p.add_argument("--experts", default="8", help="number of learned experts, or 'task' for one expert per task")
+    p.add_argument("--tasks", default=None, help=f"with --experts task: comma-separated subset of {','.join(TASKS)}")
     p.add_argument("--top-k", type=int, default=2)
     p.add_argument("--moe-layers", default=None, help="comma-separated layer indices (default: every other, 1,3,5)")
     p.add_argument("--expert-activation", default="gelu", choices=("gelu", "gelu_tanh"))
@@ -91,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-id", default=None)
     p.add_argument("--no-prefixes", action="store_true", help="no query/document prefixes in moesearch.json")
     p.set_defaults(func=cmd_upcycle)
+
+    p = sub.add_parser("average", help="task-expert folder -> dense folder with the (weighted) mean of the experts")
+    p.add_argument("model_dir")
+    p.add_argument("--out", required=True)
+    p.add_argument("--weights", default=None, help="e.g. search_query=1,search_document=1,symmetric=0.5 (default: "
+                   "uniform)")
+    p.add_argument("--model-id", default=None)
+    p.set_defaults(func=cmd_average)
 
     p = sub.add_parser("export", help="model folder -> MODEL_DIR/onnx/ (model.onnx + model.cpu-int8.onnx)")
     p.add_argument("model_dir", nargs="?", default=None, help="default: $MOESEARCH_MODEL or the shipped model")
@@ -108,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     p.add_argument("--dim", type=int, default=None)
     p.add_argument("--query", action="store_true", help="embed as a query (query prefix) instead of a document")
+    p.add_argument("--task", default=None, help=f"one of {','.join(TASKS)} (overrides --query)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_embed)
 

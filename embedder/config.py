@@ -1,8 +1,12 @@
-"""Model configuration: a BERT encoder whose every other FFN is a top-k Mixture of Experts.
+"""Model configuration: a BERT encoder whose every other FFN is a Mixture of Experts.
+
+Two MoE modes: ``topk`` (Nomic Embed v2: a learned router picks the top-k of E experts per token) and
+``task`` (MoTE: one expert per task, chosen by the task a sequence is embedded for; no router).
 
 `MoESpec` is the frozen, validated description of the MoE part; `MoeBertConfig` is the
 HF config (saved as ``config.json``) that carries the BERT fields plus the MoE fields and
-validates them through `MoESpec`.
+validates them through `MoESpec`. Each knob has one name, the HF one (``num_experts_per_tok``,
+``norm_topk_prob``), in both.
 """
 
 from __future__ import annotations
@@ -12,7 +16,11 @@ from dataclasses import asdict, dataclass
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 
+from .settings import check_tasks
+
 EXPERT_ACTIVATIONS = ("gelu", "gelu_tanh")
+TOPK, TASK = "topk", "task"
+MOE_MODES = (TOPK, TASK)
 HIDDEN_ACTS = ("gelu",)
 
 
@@ -20,25 +28,41 @@ HIDDEN_ACTS = ("gelu",)
 class MoESpec:
     """Which layers are MoE and how tokens are routed.
 
+    mode: "topk" (learned router, top-``num_experts_per_tok`` of ``num_experts``) or "task" (expert e
+    serves ``tasks[e]``; ``num_experts == len(tasks)``, one expert per token, no router).
     expert_activation: "gelu" (erf, what BERT/MiniLM was trained with, so upcycling is exact) or
     "gelu_tanh" (the tanh approximation that ORT's fused MoE kernel computes).
     """
 
     num_layers: int
     num_experts: int = 8
-    top_k: int = 2
+    num_experts_per_tok: int = 2
     moe_layers: tuple[int, ...] | None = None
     expert_activation: str = "gelu"
-    normalize_top_k: bool = True
+    norm_topk_prob: bool = True
     router_init_std: float = 0.02
+    mode: str = TOPK
+    tasks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
+        if self.mode not in MOE_MODES:
+            raise ValueError(f"moe_mode must be one of {MOE_MODES}, got {self.mode!r}")
+        if self.mode == TASK:
+            tasks = check_tasks(self.tasks)
+            object.__setattr__(self, "tasks", tasks)
+            if self.num_experts != len(tasks) or self.num_experts_per_tok != 1:
+                raise ValueError(f"moe_mode='task' has one expert per task: num_experts must be {len(tasks)} "
+                                 f"and num_experts_per_tok 1, got {self.num_experts} and {self.num_experts_per_tok}")
+        elif self.tasks:
+            raise ValueError(f"tasks are only for moe_mode='task' (allowed modes {MOE_MODES}); got tasks "
+                             f"{list(self.tasks)} with moe_mode={self.mode!r}")
         if self.num_experts < 1:
             raise ValueError(f"num_experts must be >= 1, got {self.num_experts}")
-        if not 1 <= self.top_k <= self.num_experts:
-            raise ValueError(f"top_k must be in 1..num_experts={self.num_experts}, got {self.top_k}")
+        if not 1 <= self.num_experts_per_tok <= self.num_experts:
+            raise ValueError(f"num_experts_per_tok must be in 1..num_experts={self.num_experts}, "
+                             f"got {self.num_experts_per_tok}")
         if self.expert_activation not in EXPERT_ACTIVATIONS:
             raise ValueError(f"expert_activation must be one of {EXPERT_ACTIVATIONS}, got {self.expert_activation!r}")
         if self.router_init_std < 0:
@@ -78,9 +102,13 @@ class MoeBertConfig(PreTrainedConfig):
     norm_topk_prob: bool = True
     router_init_std: float = 0.02
     router_aux_loss_coef: float = 0.01
+    moe_mode: str = TOPK
+    tasks: list[str] | None = None  # moe_mode="task": expert e serves tasks[e]
 
     def __post_init__(self, **kwargs) -> None:
         super().__post_init__(**kwargs)
+        if self.moe_mode == TASK and self.tasks:  # one expert per task: the expert count follows the tasks
+            self.num_experts, self.num_experts_per_tok = len(self.tasks), 1
         if self.hidden_act not in HIDDEN_ACTS:
             raise ValueError(f"hidden_act must be one of {HIDDEN_ACTS}, got {self.hidden_act!r}")
         if self.hidden_size % self.num_attention_heads:
@@ -94,12 +122,26 @@ class MoeBertConfig(PreTrainedConfig):
         return MoESpec(
             num_layers=self.num_hidden_layers,
             num_experts=self.num_experts,
-            top_k=self.num_experts_per_tok,
+            num_experts_per_tok=self.num_experts_per_tok,
             moe_layers=tuple(self.moe_layers) if self.moe_layers is not None else None,
             expert_activation=self.expert_activation,
-            normalize_top_k=self.norm_topk_prob,
+            norm_topk_prob=self.norm_topk_prob,
             router_init_std=self.router_init_std,
+            mode=self.moe_mode,
+            tasks=tuple(self.tasks or ()),
         )
+
+    @property
+    def has_task_layers(self) -> bool:
+        return self.moe_mode == TASK and bool(self.moe_layers)
+
+    def task_ids(self, names: list[str] | tuple[str, ...]) -> list[int]:
+        """Expert index of each task name (task mode); ValueError naming the model's tasks for an unknown one."""
+        tasks = list(self.tasks or ())
+        bad = [n for n in names if n not in tasks]
+        if bad:
+            raise ValueError(f"task must be one of this model's tasks {tasks}, got {bad[0]!r}")
+        return [tasks.index(n) for n in names]
 
     def metadata(self) -> dict[str, str]:
         """Flat string map of the architecture, for ONNX metadata."""
@@ -107,7 +149,7 @@ class MoeBertConfig(PreTrainedConfig):
         keys = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                 "max_position_embeddings", "layer_norm_eps")
         out = {k: str(getattr(self, k)) for k in keys}
-        out.update({f"moe.{k}": str(v) for k, v in spec.items()})
+        out.update({f"moe.{k}": ",".join(v) if k == "tasks" else str(v) for k, v in spec.items()})
         return out
 
 

@@ -8,7 +8,10 @@
   and every expert computed on every token then masked (the benchmark baseline).
 
 Every file has the dynamic axes (batch, sequence), outputs ``last_hidden_state`` plus one
-``router_logits_{layer}`` per MoE layer, and carries config.json + moesearch.json in its metadata.
+``router_logits_{layer}`` per learned (topk) MoE layer, and carries config.json + moesearch.json in its metadata.
+A task-expert (MoTE) model takes one more input, ``task_ids`` (batch,) int64, and each task layer computes one
+expert per sequence: in the gather/scatter graph by the same NonZero + gather + scatter as learned routing,
+in the fused file as a ``com.microsoft::MoE`` node with k = 1 whose router logits are the task one-hot.
 ``manifest.json`` lists each file with its sha256 and the sha256 of the weights it came from.
 """
 
@@ -28,17 +31,17 @@ from torch import nn
 from .model import MoeBertModel, SelfAttention
 from .moe import MoEBlock
 from .onnx_graph import MOE_DOMAIN, check_moe_nodes, gemm_to_matmul, set_metadata
-from .settings import EmbeddingSettings, sha256
+from .settings import ONNX_FILES, EmbeddingSettings, sha256
 
 log = logging.getLogger(__name__)
 
 FUSED, FUSED_FP16, INT8, GATHER, DENSE = "fused", "fused-fp16", "int8", "gather", "dense"
-FILES = {FUSED: "model.onnx", FUSED_FP16: "model.fp16.onnx", INT8: "model.cpu-int8.onnx",
-         GATHER: "model.gather-fp32.onnx", DENSE: "model.dense-fp32.onnx"}
+FILES = ONNX_FILES
 DEFAULT_VARIANTS = (FUSED, INT8)
 MANIFEST = "manifest.json"
 # Bump when the exported graphs change shape or semantics, so `prepare` rebuilds stale files.
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3
+TASK_LOGIT_OFF = -1e4  # fused task layers: logit of the experts a sequence's task does not use (softmax -> 0)
 
 
 class FusedMoE(nn.Module):
@@ -47,6 +50,7 @@ class FusedMoE(nn.Module):
     def __init__(self, block: MoEBlock):
         super().__init__()
         self.router = block.router
+        self.is_task, self.num_experts = block.is_task, block.num_experts
         self.top_k, self.normalize = block.top_k, block.normalize
         ex = block.experts
         self.register_buffer("fc1", torch.stack([e.fc1.weight for e in ex]).detach())  # (E, I, H)
@@ -54,15 +58,21 @@ class FusedMoE(nn.Module):
         self.register_buffer("fc2", torch.stack([e.fc2.weight for e in ex]).detach())  # (E, H, I)
         self.register_buffer("fc2_bias", torch.stack([e.fc2.bias for e in ex]).detach())  # (E, H)
 
-    def forward(self, hidden: torch.Tensor, token_mask: torch.Tensor | None = None):
+    def forward(self, hidden: torch.Tensor, token_mask: torch.Tensor | None = None,
+                task_ids: torch.Tensor | None = None):
         shape = hidden.shape
         x = hidden.reshape(-1, shape[-1])  # (N, H)
-        logits = self.router(x)  # (N, E)
+        if self.is_task:  # the task's expert gets logit 0, the others -1e4: softmax + top-1 = weight 1 on it
+            tok_task = task_ids[:, None].expand(-1, shape[1]).reshape(-1, 1)  # (N, 1)
+            experts = torch.arange(self.num_experts, device=x.device)[None, :]  # (1, E)
+            logits = torch.where(experts == tok_task, 0.0, TASK_LOGIT_OFF).to(x.dtype)  # (N, E)
+        else:
+            logits = self.router(x)  # (N, E)
         y = torch.onnx.ops.symbolic(
             f"{MOE_DOMAIN}::MoE", (x, logits, self.fc1, self.fc1_bias, self.fc2, self.fc2_bias),
             {"k": self.top_k, "normalize_routing_weights": int(self.normalize), "activation_type": "gelu"},
             dtype=x.dtype, shape=x.shape, version=1)  # (N, H)
-        return y.reshape(shape), logits
+        return y.reshape(shape), None if self.is_task else logits
 
 
 class FusedAttention(nn.Module):
@@ -87,21 +97,21 @@ class FusedAttention(nn.Module):
 def expert_weights(model: MoeBertModel) -> list[tuple]:
     """Per MoE layer, (fc1 [E, I, H], fc1_bias, fc2 [E, H, I], fc2_bias) as numpy: what a fused node must hold."""
     out = []
-    for block in model.moe_blocks():
+    for block in model.expert_blocks():
         fused = FusedMoE(block)
         out.append(tuple(t.float().numpy() for t in (fused.fc1, fused.fc1_bias, fused.fc2, fused.fc2_bias)))
     return out
 
 
 class ExportWrapper(nn.Module):
-    """(input_ids, attention_mask) -> (last_hidden_state, *router_logits) as plain tensors."""
+    """(input_ids, attention_mask[, task_ids]) -> (last_hidden_state, *router_logits) as plain tensors."""
 
     def __init__(self, model: MoeBertModel):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task_ids: torch.Tensor | None = None):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, task_ids=task_ids)
         return (out.last_hidden_state, *out.router_logits)
 
 
@@ -110,17 +120,21 @@ def prepare(model: MoeBertModel, variant: str) -> MoeBertModel:
     m = copy.deepcopy(model).float().eval()
     for layer in m.encoder.layer:
         layer.attention.self = FusedAttention(layer.attention.self)
+    m.set_dispatch("dense" if variant == DENSE else "sparse")
     if variant in (FUSED, FUSED_FP16):
         for layer in m.encoder.layer:
             if layer.is_moe:
                 layer.moe = FusedMoE(layer.moe)
-    else:
-        m.set_dispatch("dense" if variant == DENSE else "sparse")
     return m
 
 
 def output_names(model: MoeBertModel) -> list[str]:
-    return ["last_hidden_state"] + [f"router_logits_{i}" for i in model.config.moe_layers]
+    routed = [i for i, layer in enumerate(model.encoder.layer) if layer.is_moe and not layer.moe.is_task]
+    return ["last_hidden_state"] + [f"router_logits_{i}" for i in routed]
+
+
+def input_names(model: MoeBertModel) -> list[str]:
+    return ["input_ids", "attention_mask"] + (["task_ids"] if model.config.has_task_layers else [])
 
 
 def to_onnx(model: MoeBertModel, variant: str, path: Path) -> Path:
@@ -129,9 +143,12 @@ def to_onnx(model: MoeBertModel, variant: str, path: Path) -> Path:
     mask = torch.ones_like(ids)
     mask[1, 6:] = 0
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=model.config.max_position_embeddings)
-    program = torch.onnx.export(ExportWrapper(m), (ids, mask), dynamo=True, optimize=True, verbose=False,
-                                input_names=["input_ids", "attention_mask"], output_names=output_names(model),
-                                dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}))
+    args, shapes = (ids, mask), ({0: batch, 1: seq}, {0: batch, 1: seq})
+    if model.config.has_task_layers:
+        args, shapes = (*args, torch.tensor([0, len(model.config.tasks) - 1])), (*shapes, {0: batch})
+    program = torch.onnx.export(ExportWrapper(m).eval(), args, dynamo=True, optimize=True, verbose=False,
+                                input_names=input_names(model), output_names=output_names(model),
+                                dynamic_shapes=shapes)
     program.save(str(path))
     return path
 

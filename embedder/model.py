@@ -4,6 +4,9 @@ Parameter names follow HF ``BertModel`` (``embeddings.*``, ``encoder.layer.{i}.a
 ``intermediate.dense``, ``output.dense``, ``output.LayerNorm``), so a dense BERT checkpoint maps onto
 the dense layers one to one; MoE layers hold ``moe.router`` and ``moe.experts.{e}.fc1/fc2`` instead
 of ``intermediate.dense``/``output.dense``. The MoE block itself lives in ``moe.py``.
+
+A task-mode model (MoTE) takes ``task_ids`` (B,): the expert index of each sequence's task in
+``config.tasks``; a topk model ignores them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .moe import MoEBlock
 @dataclass
 class MoeBertOutput(ModelOutput):
     last_hidden_state: torch.Tensor | None = None  # (B, T, H)
-    router_logits: tuple[torch.Tensor, ...] | None = None  # per MoE layer: (B*T, E)
+    router_logits: tuple[torch.Tensor, ...] | None = None  # per learned (topk) MoE layer: (B*T, E)
 
 
 class Embeddings(nn.Module):
@@ -112,10 +115,10 @@ class Layer(nn.Module):
     def is_moe(self) -> bool:
         return hasattr(self, "moe")
 
-    def forward(self, x, attn_mask, token_mask):
+    def forward(self, x, attn_mask, token_mask, task_ids=None):
         x = self.attention(x, attn_mask)  # (B, T, H)
         if self.is_moe:
-            y, router_logits = self.moe(x, token_mask)  # (B, T, H), (B*T, E)
+            y, router_logits = self.moe(x, token_mask, task_ids)  # (B, T, H), (B*T, E) or None (task mode)
             return self.output(y, x), router_logits
         return self.output(self.intermediate(x), x), None
 
@@ -142,7 +145,8 @@ class MoeBertModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
         if isinstance(module, MoEBlock):
-            nn.init.normal_(module.router.weight, std=self.config.router_init_std)
+            if module.router is not None:
+                nn.init.normal_(module.router.weight, std=self.config.router_init_std)
         elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=std)
             if module.bias is not None:
@@ -153,15 +157,41 @@ class MoeBertModel(PreTrainedModel):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def moe_blocks(self) -> list[MoEBlock]:
+    def expert_blocks(self) -> list[MoEBlock]:
+        """Every MoE block, learned or task."""
         return [layer.moe for layer in self.encoder.layer if layer.is_moe]
 
+    def moe_blocks(self) -> list[MoEBlock]:
+        """The learned-router (topk) blocks: those with router logits and a balancing loss."""
+        return [b for b in self.expert_blocks() if not b.is_task]
+
+    def task_blocks(self) -> list[MoEBlock]:
+        """The task-expert blocks (MoTE): expert e serves ``config.tasks[e]``."""
+        return [b for b in self.expert_blocks() if b.is_task]
+
     def set_dispatch(self, dispatch: str) -> None:
-        for block in self.moe_blocks():
+        for block in self.expert_blocks():
             block.set_dispatch(dispatch)
 
+    def task_tensor(self, task: str | list[str], batch: int) -> torch.Tensor:
+        """(B,) task ids for one task name (repeated) or one name per sequence."""
+        names = [task] * batch if isinstance(task, str) else list(task)
+        return torch.tensor(self.config.task_ids(names), dtype=torch.long, device=self.device)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, **_) -> MoeBertOutput:
+                token_type_ids: torch.Tensor | None = None, task_ids: torch.Tensor | None = None,
+                **_) -> MoeBertOutput:
+        if self.config.has_task_layers:
+            if task_ids is None:
+                raise ValueError(f"this model has task experts: pass task_ids (B,) indexing its tasks "
+                                 f"{list(self.config.tasks)} (model.task_tensor(name, B))")
+            if not torch.compiler.is_exporting():
+                if task_ids.shape != input_ids.shape[:1]:
+                    raise ValueError(f"task_ids must have shape (B,) = ({input_ids.shape[0]},), "
+                                     f"got {tuple(task_ids.shape)}")
+                if int(task_ids.min()) < 0 or int(task_ids.max()) >= len(self.config.tasks):
+                    raise ValueError(f"task_ids must be in 0..{len(self.config.tasks) - 1} "
+                                     f"(tasks {list(self.config.tasks)}), got {task_ids.tolist()}")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         token_mask = attention_mask.bool()  # (B, T)
@@ -169,15 +199,15 @@ class MoeBertModel(PreTrainedModel):
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         router_logits = []
         for layer in self.encoder.layer:
-            x, logits = layer(x, attn_mask, token_mask)
+            x, logits = layer(x, attn_mask, token_mask, task_ids)
             if logits is not None:
                 router_logits.append(logits)
         return MoeBertOutput(last_hidden_state=x, router_logits=tuple(router_logits))
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, dim: int | None = None
-              ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, dim: int | None = None,
+              task_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Mean-pooled, L2-normalised embeddings (B, dim) and the router logits."""
-        out = self(input_ids=input_ids, attention_mask=attention_mask)
+        out = self(input_ids=input_ids, attention_mask=attention_mask, task_ids=task_ids)
         return truncate_normalize(mean_pool(out.last_hidden_state, attention_mask), dim), out.router_logits
 
 

@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .routing import top_k_routing
+
 MOE_DOMAIN = "com.microsoft"
 
 
@@ -24,12 +26,7 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
 
 def moe_reference(x, logits, fc1, b1, fc2, b2, top_k: int, normalize: bool = True) -> np.ndarray:
     """numpy reference of the fused op (new layout), used to validate exported nodes."""
-    z = logits - logits.max(-1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)  # (N, E)
-    top = np.argsort(-probs, axis=-1, kind="stable")[:, :top_k]  # (N, k)
-    w = np.take_along_axis(probs, top, -1)  # (N, k)
-    if normalize:
-        w = w / w.sum(-1, keepdims=True)
+    top, w = top_k_routing(logits, top_k, normalize)  # (N, k), (N, k)
     out = np.zeros_like(x)
     for n in range(x.shape[0]):
         for j, e in enumerate(top[n]):

@@ -18,14 +18,14 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from .settings import EmbeddingSettings, default_model_dir
+from .routing import top_k_routing
+from .settings import ONNX_FILES, SEARCH_DOCUMENT, SEARCH_QUERY, EmbeddingSettings, default_model_dir
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cuda", "cpu")
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
-VARIANT_FILES = {"int8": "model.cpu-int8.onnx", "fused": "model.onnx", "fused-fp16": "model.fp16.onnx",
-                 "gather": "model.gather-fp32.onnx", "dense": "model.dense-fp32.onnx"}
+VARIANT_FILES = ONNX_FILES
 Progress = Callable[[int, int], None]
 
 
@@ -38,13 +38,16 @@ class Encoded:
 
 @dataclass(frozen=True)
 class Routing:
-    """Which experts the router chose for each token of one text, per MoE layer."""
+    """Which experts the router chose for each token of one text, per learned MoE layer, and for a task-expert
+    model which task expert every token of its task layers went to."""
 
     tokens: list[str]
     layers: list[int]
     experts: np.ndarray  # (L, T, k) expert ids
     weights: np.ndarray  # (L, T, k) renormalised routing weights
     num_experts: int
+    task: str | None = None  # the task the text was embedded for
+    task_layers: tuple[int, ...] = ()  # layers whose expert is the task's (MoTE), not a router's choice
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -54,15 +57,6 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     m = mask[..., None].astype(hidden.dtype)  # (B, T, 1)
     return (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)  # (B, H)
-
-
-def top_k_routing(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax over experts, top-k, weights renormalised over the k (as the model routes)."""
-    z = np.exp(logits - logits.max(-1, keepdims=True))
-    probs = z / z.sum(-1, keepdims=True)  # (..., E)
-    experts = np.argsort(-probs, axis=-1, kind="stable")[..., :k]  # (..., k)
-    weights = np.take_along_axis(probs, experts, -1)
-    return experts, weights / weights.sum(-1, keepdims=True)
 
 
 def choose_file(onnx_dir: Path, device: str, variant: str | None) -> Path:
@@ -128,6 +122,8 @@ class Embedder:
         self.session = self._open(onnx_dir, device, variant, threads)
         self.provider = self.session.get_providers()[0]
         self.router_outputs = [o.name for o in self.session.get_outputs() if o.name.startswith("router_logits_")]
+        self.takes_task = "task_ids" in {i.name for i in self.session.get_inputs()}
+        self._meta = self.session.get_modelmeta().custom_metadata_map
         log.info("embedder %s: %s on %s", self.settings.model_id, self.model_file.name, self.provider)
 
     def _open(self, onnx_dir: Path, device: str, variant: str | None, threads: int | None) -> ort.InferenceSession:
@@ -155,12 +151,41 @@ class Embedder:
     def model_id(self) -> str:
         return self.settings.model_id
 
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks the model was built for (() for a model without tasks)."""
+        return self.settings.tasks
+
+    @property
+    def moe_mode(self) -> str:
+        """"task" (task experts, MoTE), "topk" (learned router) or "dense" (no MoE layer)."""
+        if self.takes_task:
+            return "task"
+        return "topk" if self.router_outputs else "dense"
+
+    @property
+    def task_layers(self) -> tuple[int, ...]:
+        if not self.takes_task:
+            return ()
+        layers = self._meta.get("moesearch.arch.moe.moe_layers", "()")
+        return tuple(int(x) for x in layers.strip("()[] ").split(",") if x.strip())
+
+    def _task_ids(self, task: str | None, batch: int) -> dict[str, np.ndarray]:
+        if not self.takes_task:
+            return {}
+        if task is None:
+            raise ValueError(f"{self.model_id} has task experts: name a task, one of {self.tasks}")
+        return {"task_ids": np.full(batch, self.tasks.index(self.settings.check_task(task)), dtype=np.int64)}
+
     # --- embedding ----------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], prefix: str = "", batch_size: int = 32,
-               progress: Progress | bool | None = None, dim: int | None = None) -> Encoded:
-        """Embed ``prefix + text`` for each text; batches by length so padding stays small."""
+               progress: Progress | bool | None = None, dim: int | None = None, task: str | None = None) -> Encoded:
+        """Embed ``prefix + text`` for each text; batches by length so padding stays small.
+        ``task`` picks the task expert of a task-expert model (required there); it does not add a prefix."""
         if isinstance(texts, str):
             raise TypeError("encode takes a sequence of texts, not one string")
+        if task is not None:
+            self.settings.check_task(task)
         dim = self.settings.check_dim(dim) if dim is not None else self.dim
         n = len(texts)
         out = np.zeros((n, dim), dtype=np.float32)
@@ -175,7 +200,8 @@ class Embedder:
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             ids, mask = _pad([encs[i].ids for i in idx])
-            hidden = self.session.run(["last_hidden_state"], {"input_ids": ids, "attention_mask": mask})[0]
+            feed = {"input_ids": ids, "attention_mask": mask, **self._task_ids(task, len(idx))}
+            hidden = self.session.run(["last_hidden_state"], feed)[0]
             pooled = mean_pool(hidden.astype(np.float32), mask)  # (b, H)
             out[idx] = l2_normalize(pooled[:, :dim])
             report(min(start + batch_size, n), n)
@@ -187,30 +213,47 @@ class Embedder:
                       self.max_length)
         return Encoded(out, n_tokens, truncated)
 
+    def embed(self, texts: Sequence[str], task: str = SEARCH_DOCUMENT, batch_size: int = 32,
+              progress: Progress | bool | None = None, dim: int | None = None) -> np.ndarray:
+        """(N, D) L2-normalised float32 vectors for one task: its prefix, and its expert in a task-expert model.
+        ``task`` must be one of `allowed_tasks` (a model without tasks: search_query / search_document)."""
+        prefix = self.settings.prefix_for(task)
+        return self.encode(texts, prefix, batch_size, progress, dim, task=task).vectors
+
+    @property
+    def allowed_tasks(self) -> tuple[str, ...]:
+        return self.settings.allowed_tasks
+
     def embed_documents(self, texts: Sequence[str], batch_size: int = 32, progress: Progress | bool | None = None,
                         dim: int | None = None) -> np.ndarray:
-        """(N, D) L2-normalised float32 vectors, with the document prefix."""
-        return self.encode(texts, self.settings.document_prefix, batch_size, progress, dim).vectors
+        """(N, D) L2-normalised float32 vectors as ``search_document`` (document prefix / expert)."""
+        return self.embed(texts, SEARCH_DOCUMENT, batch_size, progress, dim)
 
     def embed_query(self, text: str, dim: int | None = None) -> np.ndarray:
-        """(D,) L2-normalised float32 vector, with the query prefix."""
-        return self.encode([text], self.settings.query_prefix, dim=dim).vectors[0]
+        """(D,) L2-normalised float32 vector as ``search_query`` (query prefix / expert)."""
+        return self.embed([text], SEARCH_QUERY, dim=dim)[0]
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` without special tokens and without truncation (for chunking)."""
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def route(self, text: str, query: bool = True) -> Routing:
-        """Router choices per MoE layer for each token of one text (what the app charts)."""
-        prefix = self.settings.query_prefix if query else self.settings.document_prefix
-        enc = self.tokenizer.encode(prefix + text)
+    def route(self, text: str, query: bool = True, task: str | None = None) -> Routing:
+        """Router choices per learned MoE layer for each token of one text (what the app charts), and the task
+        expert of a task-expert model. ``task`` defaults to search_query / search_document by ``query``."""
+        task = task or (SEARCH_QUERY if query else SEARCH_DOCUMENT)
+        enc = self.tokenizer.encode(self.settings.prefix_for(task) + text)
         ids, mask = _pad([enc.ids])
-        outs = self.session.run(self.router_outputs, {"input_ids": ids, "attention_mask": mask})
-        meta = self.session.get_modelmeta().custom_metadata_map
-        k = int(meta.get("moesearch.arch.moe.top_k", 2))
-        experts, weights = top_k_routing(np.stack(outs), k)
         layers = [int(name.rsplit("_", 1)[1]) for name in self.router_outputs]
-        return Routing(enc.tokens, layers, experts, weights, int(outs[0].shape[-1]) if outs else 0)
+        T = len(enc.ids)
+        if self.router_outputs:
+            feed = {"input_ids": ids, "attention_mask": mask, **self._task_ids(task, 1)}
+            outs = self.session.run(self.router_outputs, feed)
+            k = int(self._meta.get("moesearch.arch.moe.num_experts_per_tok", 2))
+            experts, weights = top_k_routing(np.stack(outs), k)
+            num_experts = int(outs[0].shape[-1])
+        else:
+            experts, weights, num_experts = np.zeros((0, T, 1), np.int64), np.zeros((0, T, 1), np.float32), 0
+        return Routing(enc.tokens, layers, experts, weights, num_experts, task=task, task_layers=self.task_layers)
 
 
 def _pad(seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,12 @@ from pathlib import Path
 
 SETTINGS_FILE = "moesearch.json"
 POOLINGS = ("mean",)
+# The ways the product embeds text (MoTE task experts, prefixes): asymmetric search and doc-to-doc similarity.
+SEARCH_QUERY, SEARCH_DOCUMENT, SYMMETRIC = "search_query", "search_document", "symmetric"
+TASKS = (SEARCH_QUERY, SEARCH_DOCUMENT, SYMMETRIC)
+# The exported ONNX files, by variant (written by embedder.export, chosen by embedder.runtime).
+ONNX_FILES = {"fused": "model.onnx", "fused-fp16": "model.fp16.onnx", "int8": "model.cpu-int8.onnx",
+              "gather": "model.gather-fp32.onnx", "dense": "model.dense-fp32.onnx"}
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
 # The trained model the app ships (written by the trainer), and the upcycled base used until it exists.
@@ -33,6 +39,7 @@ class EmbeddingSettings:
     document_prefix: str = "search_document: "
     matryoshka_dims: tuple[int, ...] = (384, 256, 128, 64)
     max_length: int = 512
+    tasks: tuple[str, ...] = ()  # the tasks the model was built for (task experts); () = query/document only
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -46,6 +53,21 @@ class EmbeddingSettings:
         object.__setattr__(self, "matryoshka_dims", dims)
         if not isinstance(self.max_length, int) or self.max_length < 2:
             raise ValueError(f"max_length must be an int >= 2, got {self.max_length!r}")
+        object.__setattr__(self, "tasks", check_tasks(self.tasks, allow_empty=True))
+
+    @property
+    def allowed_tasks(self) -> tuple[str, ...]:
+        """Tasks ``Embedder.embed`` accepts: the model's own, or query/document (a prefix choice) without tasks."""
+        return self.tasks or (SEARCH_QUERY, SEARCH_DOCUMENT)
+
+    def check_task(self, task: str) -> str:
+        if task not in self.allowed_tasks:
+            raise ValueError(f"task must be one of this model's tasks {self.allowed_tasks}, got {task!r}")
+        return task
+
+    def prefix_for(self, task: str) -> str:
+        """The text prefix of a task: the query prefix for queries, the document prefix for everything else."""
+        return self.query_prefix if self.check_task(task) == SEARCH_QUERY else self.document_prefix
 
     @property
     def dim(self) -> int:
@@ -63,6 +85,7 @@ class EmbeddingSettings:
         path = Path(folder) / SETTINGS_FILE
         data = asdict(self)
         data["matryoshka_dims"] = list(self.matryoshka_dims)
+        data["tasks"] = list(self.tasks)
         path.write_text(json.dumps(data, indent=2) + "\n")
         return path
 
@@ -76,7 +99,23 @@ class EmbeddingSettings:
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
         data["matryoshka_dims"] = tuple(data.get("matryoshka_dims", cls.matryoshka_dims))
+        data["tasks"] = tuple(data.get("tasks", ()))
         return cls(**data)
+
+
+def check_tasks(tasks, allow_empty: bool = False) -> tuple[str, ...]:
+    """A validated task tuple: known names (`TASKS`), no repeats; empty only when ``allow_empty``."""
+    if isinstance(tasks, str):
+        raise ValueError(f"tasks must be a sequence of names from {TASKS}, got the string {tasks!r}")
+    tasks = tuple(tasks or ())
+    if not tasks and not allow_empty:
+        raise ValueError(f"tasks must name at least one of {TASKS}")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"tasks must be among {TASKS}, got {unknown}")
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f"tasks must not repeat, got {list(tasks)}")
+    return tasks
 
 
 def default_model_dir() -> Path:

@@ -3,6 +3,8 @@
 Every expert of an MoE layer starts as an exact copy of that layer's dense FFN and the router
 starts small and random; with top-k weights renormalised to sum to 1, the upcycled model
 computes exactly what the dense model did until training moves the experts apart.
+In task mode (MoTE) there is one expert per task and no router; every task then embeds exactly
+like the dense base.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from .config import MoeBertConfig
+from .config import TASK, TOPK, MoeBertConfig
 from .model import MoeBertModel
-from .settings import EmbeddingSettings
+from .settings import TASKS, EmbeddingSettings, check_tasks
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +81,28 @@ def upcycle_state(model: MoeBertModel, dense: dict[str, torch.Tensor]) -> None:
 
 def upcycle(out_dir: str | Path, dense_dir: str | Path | None = None, *, num_experts: int = 8, top_k: int = 2,
             moe_layers: list[int] | None = None, expert_activation: str = "gelu", seed: int = 0,
-            model_id: str | None = None, prefixes: bool = True, max_length: int | None = None) -> Path:
-    """Build the MoE model folder ``out_dir`` from a dense BERT folder and return its path."""
+            model_id: str | None = None, prefixes: bool = True, max_length: int | None = None,
+            moe_mode: str = TOPK, tasks: tuple[str, ...] | list[str] | None = None) -> Path:
+    """Build the MoE model folder ``out_dir`` from a dense BERT folder and return its path.
+
+    ``moe_mode="task"``: one expert per task of ``tasks`` (default: all of `TASKS`); ``num_experts`` and
+    ``top_k`` are then implied by the tasks and ignored.
+    """
     dense_dir = Path(dense_dir) if dense_dir else default_dense_dir()
     out_dir = Path(out_dir)
     dense_cfg, dense_state = read_dense(dense_dir)
     if dense_cfg.get("hidden_act", "gelu") != "gelu":
         raise ValueError(f"{dense_dir}: hidden_act must be 'gelu', got {dense_cfg['hidden_act']!r}")
+    task_kw = {}
+    if moe_mode == TASK:
+        tasks = check_tasks(tasks if tasks is not None else TASKS)
+        task_kw = dict(moe_mode=TASK, tasks=list(tasks))
+        num_experts, top_k = len(tasks), 1
+    elif tasks:
+        raise ValueError(f"tasks are only for moe_mode='task', got moe_mode={moe_mode!r}")
     cfg = MoeBertConfig(**{k: dense_cfg[k] for k in BERT_FIELDS if k in dense_cfg},
                         num_experts=num_experts, num_experts_per_tok=top_k, moe_layers=moe_layers,
-                        expert_activation=expert_activation)
+                        expert_activation=expert_activation, **task_kw)
     torch.manual_seed(seed)
     model = MoeBertModel(cfg)
     with torch.no_grad():
@@ -105,20 +119,25 @@ def upcycle(out_dir: str | Path, dense_dir: str | Path | None = None, *, num_exp
                                  or (cfg.hidden_size,),
                                  extra={"base": str(dense_cfg.get("_name_or_path", dense_dir.name)),
                                         "upcycled_from": dense_dir.name, "seed": seed},
-                                 **prefix_kw)
+                                 tasks=tuple(cfg.tasks or ()), **prefix_kw)
     settings.save(out_dir)
     write_card(out_dir, cfg, settings, dense_dir)
-    log.info("upcycled %s -> %s (%d experts, top-%d, MoE layers %s)", dense_dir, out_dir, num_experts, top_k,
-             cfg.moe_layers)
+    log.info("upcycled %s -> %s (%s mode, %d experts, top-%d, MoE layers %s)", dense_dir, out_dir, cfg.moe_mode,
+             cfg.num_experts, cfg.num_experts_per_tok, cfg.moe_layers)
     return out_dir
 
 
 def write_card(out_dir: Path, cfg: MoeBertConfig, settings: EmbeddingSettings, dense_dir: Path) -> None:
+    if cfg.moe_mode == TASK:
+        what = (f"Task-expert (MoTE) text embedder (untrained): every FFN of layers {cfg.moe_layers} of "
+                f"`{dense_dir.name}` copied into one expert per task ({', '.join(cfg.tasks)}), chosen by the task a "
+                "text is embedded for (no router). Until trained every task embeds exactly like the dense base.")
+    else:
+        what = (f"Sparse-upcycled MoE text embedder (untrained): every FFN of layers {cfg.moe_layers} of "
+                f"`{dense_dir.name}` copied into {cfg.num_experts} experts, top-{cfg.num_experts_per_tok} routing, "
+                f"router initialised N(0, {cfg.router_init_std}). Until trained it embeds exactly like the dense base.")
     (out_dir / "README.md").write_text(
-        f"# {settings.model_id}\n\n"
-        f"Sparse-upcycled MoE text embedder (untrained): every FFN of layers {cfg.moe_layers} of "
-        f"`{dense_dir.name}` copied into {cfg.num_experts} experts, top-{cfg.num_experts_per_tok} routing, "
-        f"router initialised N(0, {cfg.router_init_std}). Until trained it embeds exactly like the dense base.\n\n"
+        f"# {settings.model_id}\n\n{what}\n\n"
         f"Pooling: {settings.pooling}, L2-normalised; Matryoshka dims {list(settings.matryoshka_dims)}; "
         f"max length {settings.max_length}; prefixes query={settings.query_prefix!r} "
         f"document={settings.document_prefix!r}.\n\nBase licence: Apache-2.0 (all-MiniLM-L6-v2).\n")

@@ -80,3 +80,27 @@ def full_model_dir() -> Path:
 
     assert main(["prepare", str(UPCYCLED_MODEL)]) == 0
     return UPCYCLED_MODEL
+
+
+@pytest.fixture(scope="session")
+def tiny_task_model_dir(tmp_path_factory, tiny_dense_dir) -> Path:
+    """Upcycled tiny task-expert (MoTE) folder, 3 tasks in layer 1, experts made to differ, exported
+    (fused + int8 + gather + dense)."""
+    import torch
+
+    from embedder.export import export
+    from embedder.model import MoeBertModel
+    from embedder.upcycle import upcycle
+
+    out = upcycle(tmp_path_factory.mktemp("tiny-task") / "tiny-task", tiny_dense_dir, moe_mode="task",
+                  max_length=TINY["max_position_embeddings"])
+    model = MoeBertModel.from_pretrained(out).eval()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for block in model.task_blocks():
+            for expert in block.experts:
+                for p in expert.parameters():
+                    p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(out, safe_serialization=True)
+    export(out, variants=("fused", "int8", "gather", "dense"))
+    return out

@@ -157,7 +157,7 @@ def test_metadata_and_manifest(tiny_model_dir):
         assert meta["moesearch.variant"] == entry["variant"]
         assert json.loads(meta["moesearch.config"])["num_experts"] == 4
         assert json.loads(meta["moesearch.settings"])["pooling"] == "mean"
-        assert meta["moesearch.arch.moe.top_k"] == "2"
+        assert meta["moesearch.arch.moe.num_experts_per_tok"] == "2"
     assert is_current(tiny_model_dir, ("fused", "int8"))
 
 

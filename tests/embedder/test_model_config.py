@@ -8,11 +8,11 @@ def test_defaults_follow_nomic_layout():
     cfg = MoeBertConfig()
     assert cfg.moe_layers == [1, 3, 5]
     spec = cfg.moe_spec
-    assert (spec.num_experts, spec.top_k, spec.normalize_top_k) == (8, 2, True)
+    assert (spec.num_experts, spec.num_experts_per_tok, spec.norm_topk_prob) == (8, 2, True)
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(num_experts_per_tok=9), "top_k must be in 1..num_experts=8"),
+    (dict(num_experts_per_tok=9), "num_experts_per_tok must be in 1..num_experts=8"),
     (dict(expert_activation="relu"), "expert_activation must be one of ('gelu', 'gelu_tanh')"),
     (dict(moe_layers=[6]), "moe_layers must be in 0..5"),
     (dict(hidden_act="relu"), "hidden_act must be one of ('gelu',)"),
@@ -27,7 +27,7 @@ def test_spec_is_frozen_and_normalises_layers():
     spec = MoESpec(num_layers=4, moe_layers=(3, 1, 1))
     assert spec.moe_layers == (1, 3)
     with pytest.raises(AttributeError):
-        spec.top_k = 3  # type: ignore[misc]
+        spec.num_experts_per_tok = 3  # type: ignore[misc]
     assert MoESpec(num_layers=4, moe_layers=()).moe_layers == ()
 
 

@@ -9,7 +9,8 @@ from embedder.moe import MoEBlock, expert_load, load_balancing_loss, route
 
 def make_block(E=4, k=2, H=32, inter=64, seed=0, activation="gelu"):
     torch.manual_seed(seed)
-    block = MoEBlock(H, inter, MoESpec(num_layers=2, num_experts=E, top_k=k, expert_activation=activation))
+    spec = MoESpec(num_layers=2, num_experts=E, num_experts_per_tok=k, expert_activation=activation)
+    block = MoEBlock(H, inter, spec)
     torch.nn.init.normal_(block.router.weight, std=1.0)
     return block
 
