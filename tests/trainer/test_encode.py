@@ -35,3 +35,24 @@ def test_bf16_autocast_runs_through_moe_blocks(tiny_model_dir):
     loss.backward()
     grads = [e.fc1.weight.grad for e in enc.model.moe_blocks()[0].experts]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_moe_sparse_dispatch_runs_in_bf16_under_autocast(tiny_model_dir):
+    """No fp32 island: under bf16 autocast the experts compute in bf16 and the sparse dispatch accepts it."""
+    from embedder.moe import MoEBlock
+
+    enc = TextEncoder.load(tiny_model_dir)
+    blocks = enc.model.moe_blocks()
+    assert blocks and all(type(b).forward is MoEBlock.forward and "forward" not in vars(b) for b in blocks)
+    seen = []
+    handle = blocks[0].experts[0].fc1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    x = torch.randn(2, 7, enc.hidden_size)  # (B, T, H) fp32, as LayerNorm hands it over
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    ref, _ = blocks[0](x, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, logits = blocks[0](x, mask)
+    handle.remove()
+    assert torch.bfloat16 in seen and out.dtype == x.dtype
+    assert torch.allclose(out, ref, atol=0.05 * ref.abs().max().item())
+    assert out[1, 5:].abs().sum() == 0  # padding still reaches no expert
