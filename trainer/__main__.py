@@ -1,4 +1,5 @@
-"""CLI: ``python -m trainer data | filter | pretrain | mine | finetune | eval | recipe | plot``.
+"""CLI: ``python -m trainer data | filter | pretrain | mine | finetune | eval | compare | card | heldout-build |
+recipe | plot``.
 
 Settings come from a recipe TOML (``--config``, default: built-in defaults) plus ``--key=value`` overrides;
 inside a stage command a bare key means that stage's key (``pretrain --steps=5`` == ``--pretrain.steps=5``).
@@ -50,7 +51,25 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--max-length", type=int, default=512)
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--dim", type=int, help="Matryoshka truncation (default: full size)")
-    e.add_argument("--json", help="also write the results to this file")
+    e.add_argument("--json", help="also write the results (with per-query scores) to this file")
+    e.add_argument("--backend", default="onnx", choices=("onnx", "torch", "both"),
+                   help="onnx: the int8 file the app serves (CPU); torch: fp32; both: both and their agreement")
+    e.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    e.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    c = sub.add_parser("compare", allow_abbrev=False, help="paired tests of two evaluated runs, per set and average")
+    c.add_argument("run_a", help="run folder (eval.json), RUN:base, or an eval --json file")
+    c.add_argument("run_b")
+    c.add_argument("--resamples", type=int, default=1000)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--json", help="also write the results to this file")
+    cd = sub.add_parser("card", allow_abbrev=False, help="write a model card from a run folder (and A/B runs)")
+    cd.add_argument("run", help="recipe run folder")
+    cd.add_argument("--ab", nargs="+", default=[], help="other run folders for the A/B table (same eval sets)")
+    cd.add_argument("--out", help="card path (default: the run's model folder README.md)")
+    hb = sub.add_parser("heldout-build", allow_abbrev=False, help="build a held-out BEIR collection into data/")
+    hb.add_argument("name", help="techfaq | squad_shifts-nyt")
+    hb.add_argument("--data-dir", default="data/trainer", help="its folder becomes DATA_DIR/eval/NAME")
+    hb.add_argument("--out", help="output folder (default DATA_DIR/eval/NAME)")
     r = sub.add_parser("recipe", parents=[common], allow_abbrev=False,
                        help="data -> upcycle -> filter -> pretrain -> mine -> finetune -> export -> eval")
     r.add_argument("--resume", action="store_true", help="skip finished steps, continue an interrupted stage")
@@ -80,17 +99,40 @@ def _run(args, overrides: dict[str, str]) -> int:
             print(p)
         return 0
     if args.cmd == "eval":
-        from .evaluate import evaluate_many
+        from .evaluate import evaluate_many, summary
 
         if overrides:
             raise ValueError(f"eval takes no --key=value overrides, got {sorted(overrides)}")
         specs = [b if ":" in b and not Path(b).exists() else f"{b}:{args.split}" for b in args.beir]
-        rows = evaluate_many(args.model, specs, max_length=args.max_length, batch_size=args.batch_size,
-                             dim=args.dim, progress=progress)
-        text = json.dumps(rows if len(rows) > 1 else rows[0], indent=2)
+        rows = evaluate_many(args.model, specs, backend=args.backend, max_length=args.max_length,
+                             batch_size=args.batch_size, dim=args.dim, progress=progress,
+                             resamples=args.resamples, seed=args.seed)
         if args.json:
-            Path(args.json).write_text(text + "\n")
-        print(text)
+            Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+        short = [summary(r) for r in rows]
+        print(json.dumps(short if len(short) > 1 else short[0], indent=2))
+        return 0
+    if args.cmd in ("compare", "card", "heldout-build") and overrides:
+        raise ValueError(f"{args.cmd} takes no --key=value overrides, got {sorted(overrides)}")
+    if args.cmd == "compare":
+        from .compare import compare, load_evals, table
+
+        res = compare(load_evals(args.run_a), load_evals(args.run_b), resamples=args.resamples, seed=args.seed)
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        for m in ("nDCG@10", "R@100"):
+            print(f"{m}: B = {args.run_b} vs A = {args.run_a}\n{table(res, m)}\n")
+        return 0
+    if args.cmd == "card":
+        from .card import write_card
+
+        print(write_card(Path(args.run), [Path(r) for r in args.ab], Path(args.out) if args.out else None))
+        return 0
+    if args.cmd == "heldout-build":
+        from .heldout_sets import build
+
+        info = build(args.name, Path(args.data_dir), Path(args.out) if args.out else None)
+        print(json.dumps(info, indent=2))
         return 0
     section = {"data": "data", "filter": "filter", "mine": "mine", "pretrain": "pretrain",
                "finetune": "finetune"}.get(args.cmd)

@@ -1,9 +1,10 @@
 """``python -m trainer data``: fetch the offline sources, parse them, write ``pairs/*.jsonl`` + ``manifest.json``.
 
 Sources come from the package registries only: the bigbench==1.0.0 sdist through pip, chatterbot-corpus through
-pip, WordNet through ``apt-get download wordnet-base`` (or an installed /usr/share/wordnet), and SciFact train from
-the shared BEIR folder. Each source is built on its own: one that fails is recorded in the manifest with its error
-and the others are still written. Every source's licence and origin go into the manifest.
+pip, WordNet through ``apt-get download wordnet-base`` (or an installed /usr/share/wordnet). Each source is built
+on its own: one that fails is recorded in the manifest with its error and the others are still written. Every
+source's licence, origin and whether it allows commercial use (trainer/licences.py) go into the manifest. The
+held-out evaluation collections (squad_shifts-nyt, techfaq) are built beside them under ``eval/``.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ from pathlib import Path
 from .config import ALL_SOURCES, DataConfig
 from .data import Pair, ReadReport, read_training, write_jsonl
 from .heldout import HELD_OUT_SQUAD_DOMAIN, Decontaminator, check_source
-from .sources import BIGBENCH_TASKS, LICENCES, SQUAD_FILES, squad_eval_beir
+from .licences import LICENCES, USER_LICENCE
+from .sources import BIGBENCH_TASKS, SQUAD_SOURCES, squad_eval_beir
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BIGBENCH_SOURCES = ("squad_shifts", "vitaminc", "gem", "multiemo", "disfl_qa", "paragraph")
+BIGBENCH_SOURCES = ("squad_shifts", "squad_shifts_web", "vitaminc", "gem", "multiemo", "disfl_qa", "paragraph")
 BIGBENCH_SPEC = "bigbench==1.0.0"
 SQUAD_EVAL = f"eval/squad_shifts-{HELD_OUT_SQUAD_DOMAIN}"
+TECHFAQ_EVAL = "eval/techfaq"
 
 
 def default_beir_root() -> Path:
@@ -133,10 +136,9 @@ def _builders(name: str, data_dir: Path, cfg: DataConfig):
     """(file stem, records iterator factory) pairs for one source."""
     from . import sources as S
 
-    if name == "squad_shifts":
+    if name in SQUAD_SOURCES:
         tasks = bigbench_tasks(data_dir, cfg.bigbench)
-        return [(f"squad_shifts-{d}", lambda d=d: S.squad_shifts(tasks, d))
-                for d in SQUAD_FILES if d != HELD_OUT_SQUAD_DOMAIN]
+        return [(f"squad_shifts-{d}", lambda d=d: S.squad_shifts(tasks, d)) for d in SQUAD_SOURCES[name]]
     if name in ("vitaminc", "gem", "multiemo", "disfl_qa", "paragraph"):
         tasks = bigbench_tasks(data_dir, cfg.bigbench)
         return [(name, lambda: getattr(S, name)(tasks))]
@@ -144,17 +146,15 @@ def _builders(name: str, data_dir: Path, cfg: DataConfig):
         return [(name, lambda: S.chatterbot(chatterbot_dir()))]
     if name == "wordnet":
         return [(name, lambda: S.wordnet(wordnet_dir(data_dir)))]
-    if name == "scifact":
-        return [(name, lambda: S.scifact(default_beir_root() / "scifact"))]
     raise ValueError(f"unknown source {name!r}; allowed: {ALL_SOURCES}")  # unreachable: DataConfig validates
 
 
 def finalise(records, dec: Decontaminator, cap: int, seed: int, stem: str) -> tuple[list[Pair], dict]:
-    """Decontaminate, deduplicate (query, pos), shuffle (seeded) and cap one source's records."""
+    """Decontaminate (query or positive a held-out text), deduplicate (query, pos), shuffle (seeded), cap."""
     seen, out, dropped = set(), [], 0
     for rec in records:
         check_source(rec.source, stem)
-        if dec.is_held_out(rec.query):
+        if dec.is_held_out(rec.query) or dec.is_held_out(rec.pos):
             dropped += 1
             continue
         key = (rec.query, rec.pos)
@@ -184,9 +184,18 @@ def build_data(cfg: DataConfig, data_dir: str | Path, seed: int = 0) -> dict:
             log.warning("bigbench unavailable (%s); its sources will fail", exc)
     elif cached.is_dir():
         squad_dir = cached
-    dec = Decontaminator.from_files(default_beir_root(), squad_dir)
+    techfaq = data_dir / TECHFAQ_EVAL
+    if not (techfaq / "queries.jsonl").is_file():
+        from .heldout_sets import build_techfaq
+
+        try:
+            build_techfaq(techfaq)
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+            log.warning("held-out techfaq not built (%s): `python -m trainer heldout-build techfaq`", exc)
+    dec = Decontaminator.from_files(default_beir_root(), squad_dir, (techfaq,))
     for name in names:
-        licence, origin = LICENCES[name]
+        lic = LICENCES[name]
+        licence, origin = lic.licence, lic.origin
         try:
             for stem, make in _builders(name, data_dir, cfg):
                 t0 = time.time()
@@ -195,28 +204,35 @@ def build_data(cfg: DataConfig, data_dir: str | Path, seed: int = 0) -> dict:
                     raise ValueError(f"{stem}: no records parsed")
                 path = data_dir / "pairs" / f"{stem}.jsonl"
                 write_jsonl(path, recs)
-                manifest["sources"][stem] = {"licence": licence, "origin": origin, "file": f"pairs/{stem}.jsonl",
+                manifest["sources"][stem] = {"source": name, "licence": licence, "commercial": lic.commercial,
+                                             "origin": origin, "file": f"pairs/{stem}.jsonl",
                                              **stats, "with_negs": sum(bool(r.negs) for r in recs)}
                 log.info("%s: %d pairs (%d parsed) in %.1fs", stem, stats["written"], stats["parsed"],
                          time.time() - t0)
         except Exception as exc:  # one bad source never stops the others
             log.error("source %s failed: %s", name, exc)
-            manifest["sources"][name] = {"licence": licence, "origin": origin, "error": f"{type(exc).__name__}: {exc}"}
+            manifest["sources"][name] = {"source": name, "licence": licence, "commercial": lic.commercial,
+                                         "origin": origin, "error": f"{type(exc).__name__}: {exc}"}
     for spec in cfg.user:
         report = ReadReport()
         stem = "user-" + Path(spec.split(":")[0]).name.removesuffix(".jsonl")
         try:
             recs, stats = finalise(read_training([spec], report), dec, cfg.max_per_source, seed, stem)
             write_jsonl(data_dir / "pairs" / f"{stem}.jsonl", recs)
-            manifest["sources"][stem] = {"licence": "user-supplied", "origin": spec, "file": f"pairs/{stem}.jsonl",
-                                         **stats, "errors": report.errors[:20]}
-        except Exception as exc:
-            manifest["sources"][stem] = {"licence": "user-supplied", "origin": spec, "error": str(exc),
+            manifest["sources"][stem] = {"source": stem, "licence": USER_LICENCE, "commercial": False,
+                                         "origin": spec, "file": f"pairs/{stem}.jsonl", **stats,
                                          "errors": report.errors[:20]}
+        except Exception as exc:
+            manifest["sources"][stem] = {"source": stem, "licence": USER_LICENCE, "commercial": False,
+                                         "origin": spec, "error": str(exc), "errors": report.errors[:20]}
+    manifest["eval"] = {}
     if squad_dir is not None:
         squad_eval_beir(squad_dir.parent, data_dir / SQUAD_EVAL)
-        manifest["eval"] = {f"squad_shifts-{HELD_OUT_SQUAD_DOMAIN}": SQUAD_EVAL}
-    manifest["held_out"] = {"squad_shifts_domain": HELD_OUT_SQUAD_DOMAIN, "beir": ["scifact:test", "cranfield:*"],
-                            "decontamination_queries": len(dec.digests)}
+        manifest["eval"][f"squad_shifts-{HELD_OUT_SQUAD_DOMAIN}"] = SQUAD_EVAL
+    if (techfaq / "queries.jsonl").is_file():
+        manifest["eval"]["techfaq"] = TECHFAQ_EVAL
+    manifest["held_out"] = {"squad_shifts_domain": HELD_OUT_SQUAD_DOMAIN,
+                            "beir": ["scifact:*", "cranfield:*", "techfaq:*", "squad_shifts-nyt:*"],
+                            "decontamination_texts": len(dec.digests)}
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest

@@ -16,11 +16,18 @@ from pathlib import Path
 
 import tomllib
 
+from embedder.config import MOE_MODES, TASK
+from embedder.settings import TASKS, check_tasks
+
+from .data import TASKS as RECORD_TASKS
+from .licences import ALL_SOURCES, COMMERCIAL_SOURCES, check_sources
+
 SCHEDULES = ("linear", "cosine", "constant")
-ALL_SOURCES = ("squad_shifts", "vitaminc", "gem", "multiemo", "disfl_qa", "paragraph", "chatterbot", "wordnet",
-               "scifact")
 STAGES = ("pretrain", "finetune")
+PACKINGS = ("sorted", "sequential")  # trainer.gradcache.plan_chunks
+GRADCACHE = ("auto", "always")
 TEACHERS = ("base",)
+EVAL_BACKENDS = ("onnx", "torch", "both")
 
 
 def _is_float(text: str) -> bool:
@@ -34,6 +41,34 @@ def _is_float(text: str) -> bool:
 def _check(cond: bool, msg: str) -> None:
     if not cond:
         raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How the records of one task (``retrieval``, ``symmetric``) train when batches hold one task."""
+
+    weight: float = 1.0  # multiplies the task's size-proportional share of batches (0 = leave its records out)
+    temperature: float = 0.0  # InfoNCE temperature of its batches (0 = the stage's temperature)
+
+    def __post_init__(self) -> None:
+        _check(self.weight >= 0, f"by_task weight must be >= 0, got {self.weight}")
+        _check(self.temperature >= 0, f"by_task temperature must be >= 0 (0 = the stage's), got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class ByTask:
+    """One `TaskSpec` per record task (trainer.data.TASKS): ``[pretrain.by_task.symmetric]`` in a recipe."""
+
+    retrieval: TaskSpec = field(default_factory=TaskSpec)
+    symmetric: TaskSpec = field(default_factory=TaskSpec)
+
+    def __post_init__(self) -> None:
+        _check(tuple(f.name for f in dataclasses.fields(self)) == RECORD_TASKS, "ByTask must name every record task")
+        _check(any(self.spec(t).weight > 0 for t in RECORD_TASKS), "by_task weights must not all be zero")
+
+    def spec(self, task: str) -> TaskSpec:
+        _check(task in RECORD_TASKS, f"record task must be one of {RECORD_TASKS}, got {task!r}")
+        return getattr(self, task)
 
 
 @dataclass(frozen=True)
@@ -73,6 +108,10 @@ class StageConfig:
     log_every: int = 1
     save_every: int = 0  # 0 = only the final checkpoint
     max_records: int = 0  # 0 = all
+    task_batches: bool = False  # every batch holds one record task (always on for a model with task experts)
+    by_task: ByTask = field(default_factory=ByTask)  # per record task: batch weight and temperature
+    packing: str = "sorted"  # GradCache chunks: "sorted" (by length) | "sequential" (input order, the old layout)
+    gradcache: str = "auto"  # "auto": GradCache only when a step needs more than one chunk | "always"
 
     def __post_init__(self) -> None:
         _check(self.name in STAGES, f"stage name must be one of {STAGES}, got {self.name!r}")
@@ -100,11 +139,14 @@ class StageConfig:
         _check(self.dropout < 1.0, f"dropout must be < 1, got {self.dropout}")
         _check(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
         _check(self.save_every >= 0 and self.max_records >= 0, "save_every and max_records must be >= 0")
+        _check(self.packing in PACKINGS, f"packing must be one of {PACKINGS}, got {self.packing!r}")
+        _check(self.gradcache in GRADCACHE, f"gradcache must be one of {GRADCACHE}, got {self.gradcache!r}")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    sources: tuple[str, ...] = ALL_SOURCES  # built-in sources to build (() = none: only the user's data)
+    sources: tuple[str, ...] = COMMERCIAL_SOURCES  # built-in sources (() = none: only the user's data);
+    # the default is licence-clean (trainer/licences.py); others need RecipeConfig.research
     max_per_source: int = 0  # 0 = all
     user: tuple[str, ...] = ()  # the user's own JSONL pairs/triplets or BEIR folders (BEIR: "path" or "path:split")
     bigbench: str = ""  # a bigbench-1.0.0.tar.gz or unpacked sdist; "" = pip download into the data dir
@@ -156,9 +198,11 @@ class EvalConfig:
     baseline: str = "base"  # what the trained model is compared with, in the same eval run ("" = none)
     max_length: int = 512
     batch_size: int = 32
+    backend: str = "onnx"  # onnx (the served int8 file) | torch (fp32) | both (the model both ways; base onnx)
 
     def __post_init__(self) -> None:
         _check(self.max_length >= 2 and self.batch_size >= 1, "max_length must be >= 2 and batch_size >= 1")
+        _check(self.backend in EVAL_BACKENDS, f"eval.backend must be one of {EVAL_BACKENDS}, got {self.backend!r}")
 
 
 @dataclass(frozen=True)
@@ -178,6 +222,9 @@ class RecipeConfig:
     finetune: StageConfig = field(default_factory=lambda: StageConfig(name="finetune", num_negs=4, batch_size=128))
     eval: EvalConfig = field(default_factory=EvalConfig)
     publish: str = ""  # also write the trained model here in fp16 (e.g. models/moesearch-minilm-moe)
+    research: bool = False  # allow sources whose licence forbids commercial use (the model is then research-only)
+    experts: str = "topk"  # "topk": learned router (num_experts, top_k) | "task": one expert per task (MoTE)
+    tasks: tuple[str, ...] = TASKS  # experts = "task": the task experts (num_experts / top_k are then unused)
 
     def __post_init__(self) -> None:
         _check(self.num_experts >= 1, f"num_experts must be >= 1, got {self.num_experts}")
@@ -185,6 +232,10 @@ class RecipeConfig:
         _check(self.pretrain.name == "pretrain" and self.finetune.name == "finetune",
                "[pretrain] and [finetune] tables must keep their stage names")
         _check(bool(self.model_id), "model_id must be non-empty")
+        _check(self.experts in MOE_MODES, f"experts must be one of {MOE_MODES}, got {self.experts!r}")
+        if self.experts == TASK:
+            object.__setattr__(self, "tasks", check_tasks(self.tasks))
+        check_sources(self.data.sources, self.research)  # non-commercial sources only with research
 
 
 # ---------------------------------------------------------------- loading
@@ -235,7 +286,9 @@ def _build(cls, values: dict, prefix: str = ""):
     kwargs = {}
     for name, value in values.items():
         tp = hints[name]
-        if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(tp) and isinstance(value, tp):  # a table's own default, kept as it is
+            kwargs[name] = value
+        elif dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
                 raise ValueError(f"{prefix}{name}: expected a table")
             default = getattr(cls(), name)  # keeps a table's own defaults (e.g. finetune's num_negs)
@@ -261,7 +314,7 @@ def _nest(flat: dict[str, str], section: str | None) -> dict:
     tree: dict = {}
     for key, value in flat.items():
         parts = key.split(".")
-        if section and len(parts) == 1 and parts[0] not in {f.name for f in dataclasses.fields(RecipeConfig)}:
+        if section and parts[0] not in {f.name for f in dataclasses.fields(RecipeConfig)}:
             parts = [section, *parts]  # `pretrain --steps=5` means pretrain.steps
         node = tree
         for p in parts[:-1]:

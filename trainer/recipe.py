@@ -18,6 +18,7 @@ from .build import build_data
 from .config import RecipeConfig, to_dict
 from .data import read_training, write_jsonl
 from .encode import TextEncoder
+from .licences import USER_LICENCE
 from .loop import train_stage
 
 log = logging.getLogger(__name__)
@@ -88,42 +89,6 @@ def command() -> str:
     return "python -m trainer " + " ".join(argv)
 
 
-def model_card(cfg: RecipeConfig, manifest: dict, filter_report: dict, mine_report: dict, evals: dict,
-               metrics: dict, settings=None) -> str:
-    from .heldout import HELD_OUT_SQUAD_DOMAIN
-
-    use = ("" if settings is None else
-           f"Use: {settings.pooling} pooling, L2-normalised; prefixes query={settings.query_prefix!r} "
-           f"document={settings.document_prefix!r}; Matryoshka dims {list(settings.matryoshka_dims)}; "
-           f"max length {settings.max_length}. `python -m embedder export` rebuilds `onnx/`.")
-    lines = [f"# {cfg.model_id}", "",
-             f"Sparse MoE text embedder trained with moesearch's trainer (Nomic Embed v2 recipe on CPU). Base: "
-             f"all-MiniLM-L6-v2 (`{cfg.base}`, Apache-2.0), upcycled to {cfg.num_experts} experts, "
-             f"top-{cfg.top_k} routing" + (" (one expert: MoE disabled, the dense A/B)" if cfg.num_experts == 1 else "")
-             + ".", "", use, "",
-             "## Training", "",
-             f"- seed {cfg.seed}; stage 1: {cfg.pretrain.steps} steps x batch {cfg.pretrain.batch_size}, temperature "
-             f"{cfg.pretrain.temperature}, lr {cfg.pretrain.lr}; stage 2: {cfg.finetune.steps} steps x batch "
-             f"{cfg.finetune.batch_size} + {cfg.finetune.num_negs} hard negatives/query, temperature "
-             f"{cfg.finetune.temperature}, lr {cfg.finetune.lr}",
-             f"- consistency filter: teacher {cfg.filter.teacher}, top-{cfg.filter.top_k} of {cfg.filter.pool_size}",
-             f"- held out (never trained, filtered or mined on): SciFact test, Cranfield, squad_shifts domain "
-             f"`{HELD_OUT_SQUAD_DOMAIN}`", "", "| source | licence | pairs | kept by filter |", "|---|---|---|---|"]
-    for src, info in sorted(manifest.get("sources", {}).items()):
-        fr = filter_report.get(src.replace("-", "/", 1)) or filter_report.get(src) or {}
-        lines.append(f"| {src} | {info.get('licence', '')} | {info.get('written', info.get('error', ''))} | "
-                     f"{fr.get('kept', '-')} |")
-    lines += ["", "Mining: " + json.dumps(mine_report), "", "## Evaluation (nDCG@10 / Recall@100)", "",
-              "| dataset | base | this model |", "|---|---|---|"]
-    for name, row in evals.items():
-        b, m = row.get("base", {}), row.get("model", {})
-        lines.append(f"| {name} | {b.get('nDCG@10', float('nan')):.4f} / {b.get('R@100', float('nan')):.4f} | "
-                     f"{m.get('nDCG@10', float('nan')):.4f} / {m.get('R@100', float('nan')):.4f} |")
-    lines += ["", "Training losses (contrastive, first and last step): " + json.dumps(metrics), "",
-              f"Command: `{command()}` (the resolved config is saved as recipe_config.json in the run folder).", ""]
-    return "\n".join(lines)
-
-
 def _stage(cfg_stage, init, run_dir: Path, resume: bool, progress: bool) -> Path:
     """Train one stage; with ``resume``, skip a finished stage and continue an interrupted one."""
     from .checkpoint import latest_checkpoint, load_state
@@ -164,7 +129,9 @@ def run_recipe(cfg: RecipeConfig, progress: bool = True, resume: bool = False) -
                     top_k=cfg.top_k, seed=cfg.seed, model_id=cfg.model_id, prefixes=cfg.prefixes)
         inputs = list(cfg.pretrain.train) or [str(data_dir / info["file"]) for s, info in
                                                sorted(manifest["sources"].items()) if "file" in info
-                                               and (s.split("-")[0] in cfg.data.sources or s.startswith("user-"))]
+                                               and (info.get("source", s.split("-")[0]) in cfg.data.sources
+                                                    or s.startswith("user-"))]
+        write_licences(cfg, manifest, inputs, data_dir, out)
         t = time.time()
         if cfg.filter.enabled:
             pre_files, filter_report = (_reuse(out / "filtered", "filter_report.json", resume)
@@ -202,7 +169,8 @@ def run_recipe(cfg: RecipeConfig, progress: bool = True, resume: bool = False) -
 def finish(cfg, out: Path, final: Path, manifest, filter_report, mine_report, timings, progress) -> dict:
     from embedder.export import export, is_current
 
-    from .evaluate import evaluate_many
+    from .card import write_card
+    from .evaluate import evaluate_many, summary
     from .telemetry import read_metrics
 
     model_dir = publish_fp16(final, Path(cfg.publish)) if cfg.publish else final
@@ -217,7 +185,8 @@ def finish(cfg, out: Path, final: Path, manifest, filter_report, mine_report, ti
         for who, spec in (("base", cfg.eval.baseline), ("model", str(model_dir))):
             if not spec:  # no baseline: the run that is compared elsewhere (the dense A/B)
                 continue
-            for row in evaluate_many(spec, list(cfg.eval.beir), **kw):
+            backend = "onnx" if who == "base" and cfg.eval.backend == "both" else cfg.eval.backend
+            for row in evaluate_many(spec, list(cfg.eval.beir), backend=backend, **kw):
                 evals.setdefault(f"{row['dataset']}:{row['split']}", {})[who] = row
         (out / "eval.json").write_text(json.dumps(evals, indent=2) + "\n")
     timings["eval"] = time.time() - t
@@ -225,11 +194,32 @@ def finish(cfg, out: Path, final: Path, manifest, filter_report, mine_report, ti
     last = {s: rows[-1].get("contrastive") for s, rows in curves.items()}
     first = {s: rows[0].get("contrastive") for s, rows in curves.items()}
     metrics = {"first_contrastive": first, "last_contrastive": last}
-    from embedder.settings import EmbeddingSettings
-
-    card = model_card(cfg, manifest, filter_report, mine_report, evals, metrics, EmbeddingSettings.load(model_dir))
-    (model_dir / "README.md").write_text(card)
-    result = {"model": str(model_dir), "evals": evals, "timings_s": {k: round(v, 1) for k, v in timings.items()},
-              **metrics, "filter": filter_report, "mine": mine_report}
+    short = {k: {who: summary(row) for who, row in v.items()} for k, v in evals.items()}
+    result = {"model": str(model_dir), "evals": short, "timings_s": {k: round(v, 1) for k, v in timings.items()},
+              **metrics, "filter": filter_report, "mine": mine_report, "command": command()}
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_card(out, (), model_dir / "README.md")  # everything in it is read back from the run folder
     return result
+
+
+def write_licences(cfg: RecipeConfig, manifest: dict, inputs: list[str], data_dir: Path, out: Path) -> dict:
+    """Refuse non-commercial training files unless ``cfg.research``; write the manifest and every used source's
+    licence (and the resulting model licence) into the run folder."""
+    from .licences import model_licence, used_licences
+
+    by_file = {str(data_dir / info["file"]): stem for stem, info in manifest.get("sources", {}).items()
+               if "file" in info}
+    stems = [by_file[f] for f in inputs if f in by_file]
+    used = used_licences(manifest, stems)
+    for f in inputs:
+        if f not in by_file:  # files named on the command line: their licence is the user's
+            used[Path(f).name] = {"source": Path(f).name, "licence": USER_LICENCE, "commercial": False, "origin": f}
+    bad = {s: u["licence"] for s, u in used.items() if not u["commercial"] and u["licence"] != USER_LICENCE}
+    if bad and not cfg.research:
+        raise ValueError("training data not licensed for commercial use: " + "; ".join(
+            f"{s}: {lic}" for s, lic in sorted(bad.items())) + ". Pass --research=true (the model is then "
+            "research-only) or rebuild the data without them")
+    info = {"sources": used, "model_licence": model_licence(used), "research": cfg.research}
+    (out / "licences.json").write_text(json.dumps(info, indent=2) + "\n")
+    (out / "data_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return info

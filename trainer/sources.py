@@ -1,7 +1,8 @@
 """Parsers of the offline training sources: each takes the unpacked files and yields `Pair` records.
 
 Sources (name -> what becomes a pair):
-  squad_shifts/<domain>  question -> its paragraph (4 of 5 domains; nyt is held out, see heldout.py)
+  squad_shifts/<domain>  question -> its paragraph: source squad_shifts = wiki, new_wiki; squad_shifts_web =
+                         reddit, amazon (research only, see licences.py); nyt is held out (heldout.py)
   vitaminc               claim -> the evidence that supports it; evidence that refutes it -> hard negatives
   gem                    summary -> article (xsum, wikilingua en + multilingual, mlsum de/es)
   multiemo               a review in one of 10 languages -> the same review in English (aligned by index)
@@ -9,7 +10,8 @@ Sources (name -> what becomes a pair):
   paragraph              first sentence of a paragraph (>= 4 words) -> the rest of it (multilingual Wikipedia)
   chatterbot             dialog question -> answer (28 languages)
   wordnet                lemma -> its gloss (Debian wordnet-base)
-  scifact                SciFact train queries -> judged abstracts (train split only)
+
+Licences and whether each allows commercial use: trainer/licences.py. SciFact is no source: it is held out.
 """
 
 from __future__ import annotations
@@ -22,29 +24,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .data import Pair
-from .heldout import HELD_OUT_SQUAD_DOMAIN, check_squad_domain
+from .heldout import HELD_OUT_SQUAD_DOMAIN, check_squad_domain, write_marker
+from .licences import BIGBENCH
 
 log = logging.getLogger(__name__)
 
 SQUAD_FILES = {"wiki": "squaddev_v1.1.json", "new_wiki": "new_wiki_v1.0.json", "nyt": "nyt_v1.0.json",
                "reddit": "reddit_v1.0.json", "amazon": "amazon_reviews_v1.0.json"}
+SQUAD_SOURCES = {"squad_shifts": ("wiki", "new_wiki"), "squad_shifts_web": ("reddit", "amazon")}  # by licence
+NYT_LICENCE = "CC BY 4.0 annotations over New York Times articles (evaluation only, never redistributed)"
 GEM_TASKS = ("xsum", "wikilingua_en", "wikilingua_multilingual", "mlsum_de", "mlsum_es")
 BIGBENCH_TASKS = ("squad_shifts", "vitaminc_fact_verification", "gem", "multiemo", "disfl_qa", "paragraph_segmentation")
-
-# name -> (licence, origin). BIG-bench code is Apache-2.0; each task's data keeps its upstream licence.
-LICENCES = {
-    "squad_shifts": ("CC BY 4.0 (SQuAD shifts, Miller et al. 2020)", "pip sdist bigbench==1.0.0: squad_shifts"),
-    "vitaminc": ("CC BY-SA 3.0 (VitaminC, Schuster et al. 2021; Wikipedia text)",
-                 "pip sdist bigbench==1.0.0: vitaminc_fact_verification"),
-    "gem": ("mixed, non-commercial: XSum (research use), WikiLingua (CC BY-NC-SA 3.0), MLSUM (research only), via GEM",
-            "pip sdist bigbench==1.0.0: gem/{" + ",".join(GEM_TASKS) + "}"),
-    "multiemo": ("CC BY 4.0 (MultiEmo, Kocon et al. 2021)", "pip sdist bigbench==1.0.0: multiemo/all_text_*"),
-    "disfl_qa": ("CC BY 4.0 (Disfl-QA, Gupta et al. 2021)", "pip sdist bigbench==1.0.0: disfl_qa"),
-    "paragraph": ("CC BY-SA 3.0 (Wikipedia paragraphs)", "pip sdist bigbench==1.0.0: paragraph_segmentation"),
-    "chatterbot": ("BSD-3-Clause (chatterbot-corpus)", "pip chatterbot-corpus==1.3.3"),
-    "wordnet": ("WordNet 3.0 licence (Princeton, permissive)", "Debian package wordnet-base"),
-    "scifact": ("CC BY-NC 2.0 (research only; never shipped)", "../shared/data/beir/scifact qrels/train.tsv"),
-}
 
 
 def _clean(text: str) -> str:
@@ -192,12 +182,6 @@ def wordnet(dict_dir: Path) -> Iterator[Pair]:
                     yield Pair(", ".join(words), gloss, source="wordnet")
 
 
-def scifact(beir_dir: Path) -> Iterator[Pair]:
-    from .data import read_beir_pairs
-
-    yield from read_beir_pairs(beir_dir, "train", source="scifact")
-
-
 def squad_eval_beir(tasks: Path, out: Path) -> Path:
     """The held-out squad_shifts domain as a BEIR folder (evaluation only): paragraphs are the corpus."""
     path = tasks / "squad_shifts" / SQUAD_FILES[HELD_OUT_SQUAD_DOMAIN]
@@ -218,4 +202,5 @@ def squad_eval_beir(tasks: Path, out: Path) -> Path:
     with open(out / "corpus.jsonl", "w", encoding="utf-8") as fc:
         for text, did in docs.items():
             fc.write(json.dumps({"_id": did, "title": "", "text": text}, ensure_ascii=False) + "\n")
+    write_marker(out, f"squad_shifts-{HELD_OUT_SQUAD_DOMAIN}", f"{BIGBENCH}: squad_shifts/{path.name}", NYT_LICENCE)
     return out
