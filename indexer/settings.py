@@ -23,6 +23,12 @@ directly (or ``from_env(overrides)``) instead.  Validation happens in ``__post_i
 | ``MOESEARCH_HNSW_EF`` / ``MOESEARCH_HNSW_M`` / ``MOESEARCH_HNSW_EF_CONSTRUCT`` | 128 / 16 / 100 | HNSW |
 | ``MOESEARCH_PREFETCH`` / ``MOESEARCH_RRF_K`` | 100 / 60 | hybrid: candidates per arm, RRF constant |
 | ``MOESEARCH_BM25_LANGUAGE`` / ``_K`` / ``_B`` / ``_AVG_LEN`` | english / 1.2 / 0.75 / 256 | BM25 term weights |
+| ``MOESEARCH_MAX_PAGES`` | 5000 | pages / slides / sheets / chapters / e-mail parts per file |
+| ``MOESEARCH_MAX_ROWS`` | 50000 | spreadsheet and CSV rows per file |
+| ``MOESEARCH_MAX_UNZIPPED_MB`` / ``MOESEARCH_MAX_ZIP_ENTRIES`` | 256 / 10000 | docx/pptx/xlsx/epub containers |
+| ``MOESEARCH_MAX_IMAGE_MEGAPIXELS`` | 50 | an image to OCR (PDF pages are rendered below it) |
+| ``MOESEARCH_OCR_SECONDS`` / ``MOESEARCH_OCR_LANGUAGES`` | 300 / ``eng`` | OCR time budget per file; Tesseract
+  languages (``eng+deu`` needs Debian's ``tesseract-ocr-deu``) |
 """
 
 from __future__ import annotations
@@ -86,6 +92,13 @@ class IndexerSettings:
     bm25_k: float = 1.2
     bm25_b: float = 0.75
     bm25_avg_len: float = 256.0
+    max_pages: int = 5000
+    max_rows: int = 50_000
+    max_unzipped_mb: float = 256.0
+    max_zip_entries: int = 10_000
+    max_image_megapixels: float = 50.0
+    ocr_seconds: float = 300.0
+    ocr_languages: str = "eng"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
@@ -120,6 +133,13 @@ class IndexerSettings:
             raise ValueError(f"MOESEARCH_HNSW_THRESHOLD must be >= 0, got {self.hnsw_threshold}")
         if not 0.0 <= self.bm25_b <= 1.0 or self.bm25_k < 0 or self.bm25_avg_len <= 0:
             raise ValueError("BM25 needs 0 <= MOESEARCH_BM25_B <= 1, MOESEARCH_BM25_K >= 0, MOESEARCH_BM25_AVG_LEN > 0")
+        for name in ("max_pages", "max_rows", "max_unzipped_mb", "max_zip_entries", "max_image_megapixels",
+                     "ocr_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"MOESEARCH_{name.upper()} must be positive, got {getattr(self, name)}")
+        if not all(part.replace("_", "").isalpha() for part in self.ocr_languages.split("+")):
+            raise ValueError(f"MOESEARCH_OCR_LANGUAGES must be Tesseract language codes joined by '+' (eng, "
+                             f"eng+deu), got {self.ocr_languages!r}")
 
     @property
     def store_dir(self) -> Path:
@@ -170,6 +190,13 @@ class IndexerSettings:
             bm25_k=_float(env, "MOESEARCH_BM25_K", 1.2),
             bm25_b=_float(env, "MOESEARCH_BM25_B", 0.75),
             bm25_avg_len=_float(env, "MOESEARCH_BM25_AVG_LEN", 256.0),
+            max_pages=_int(env, "MOESEARCH_MAX_PAGES", 5000),
+            max_rows=_int(env, "MOESEARCH_MAX_ROWS", 50_000),
+            max_unzipped_mb=_float(env, "MOESEARCH_MAX_UNZIPPED_MB", 256.0),
+            max_zip_entries=_int(env, "MOESEARCH_MAX_ZIP_ENTRIES", 10_000),
+            max_image_megapixels=_float(env, "MOESEARCH_MAX_IMAGE_MEGAPIXELS", 50.0),
+            ocr_seconds=_float(env, "MOESEARCH_OCR_SECONDS", 300.0),
+            ocr_languages=env.get("MOESEARCH_OCR_LANGUAGES") or "eng",
         )
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:

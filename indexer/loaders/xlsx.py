@@ -1,0 +1,71 @@
+"""XLSX -> one page per worksheet (openpyxl, read-only streaming, cached values): the first non-empty row names
+the columns, every later row becomes a line ``Header: value; Header: value``."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, time
+
+from .base import Extracted, ExtractError, Limits, paged
+from .zipsafe import check_zip
+
+
+def cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def row_lines(rows, limits: Limits, seen: int = 0) -> tuple[list[str], int]:
+    """Lines for an iterable of rows (tuples of cell values): the header row, then ``name: value`` per cell
+    (cells without a header are named by column number); ``seen`` counts rows already read from this file."""
+    header: list[str] | None = None
+    lines: list[str] = []
+    for row in rows:
+        seen += 1
+        limits.check_rows(seen)
+        cells = [cell_text(v) for v in row]
+        if not any(cells):
+            continue
+        if header is None:
+            header = cells
+            lines.append(" | ".join(c for c in cells if c))
+            continue
+        parts = [f"{header[i] if i < len(header) and header[i] else f'column {i + 1}'}: {c}"
+                 for i, c in enumerate(cells) if c]
+        lines.append("; ".join(parts))
+    return lines, seen
+
+
+def load_xlsx(data: bytes, limits: Limits) -> Extracted:
+    from openpyxl import load_workbook
+
+    check_zip(data, limits, "XLSX")
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for damaged parts
+        raise ExtractError(f"corrupted XLSX: {type(exc).__name__}: {str(exc)[:160]}") from None
+    try:
+        sheets = book.worksheets
+        limits.check_pages(len(sheets), "sheets")
+        pages: list[tuple[int, str]] = []
+        seen = 0
+        for number, sheet in enumerate(sheets, 1):
+            if not hasattr(sheet, "iter_rows"):  # a chart sheet
+                continue
+            try:
+                lines, seen = row_lines(sheet.iter_rows(values_only=True), limits, seen)
+            except ExtractError:
+                raise
+            except Exception as exc:
+                raise ExtractError(f"corrupted XLSX: sheet {sheet.title!r} cannot be read "
+                                   f"({type(exc).__name__})") from None
+            if lines:
+                pages.append((number, f"Sheet: {sheet.title}\n\n" + "\n".join(lines)))
+        return paged("xlsx", pages, len(sheets), "sheets")
+    finally:
+        book.close()
