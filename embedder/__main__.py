@@ -1,4 +1,4 @@
-"""``python -m embedder upcycle | average | export | prepare | embed``."""
+"""``python -m embedder upcycle | average | publish | versions | export | prepare | embed``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .settings import ONNX_FILES, TASKS, UPCYCLED_MODEL, default_model_dir
+from .registry import resolve
+from .settings import ONNX_FILES, TASKS, UPCYCLED_MODEL, EmbeddingSettings, default_model_dir
 
 EXPORT_VARIANTS = tuple(ONNX_FILES)
 
@@ -45,8 +46,36 @@ def cmd_average(args: argparse.Namespace) -> int:
         if not sep:
             raise ValueError(f"--weights takes task=weight pairs, got {item!r}")
         weights[task] = float(value)
-    out = average(args.model_dir, args.out, weights or None, model_id=args.model_id)
+    out = average(resolve(args.model_dir).folder, args.out, weights or None, model_id=args.model_id)
     print(f"wrote {out}")
+    return 0
+
+
+def _registry_root(name: str) -> Path:
+    from .settings import MODELS_DIR
+
+    path = Path(name)
+    return path if (path.is_absolute() or len(path.parts) > 1) else MODELS_DIR / name
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .registry import publish
+
+    ref = publish(resolve(args.model_dir).folder, _registry_root(args.name), make_current=not args.no_current)
+    print(f"published {ref.label} -> {ref.folder}" + ("" if args.no_current else " (current)"))
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from .registry import current_version, versions
+
+    root = _registry_root(args.name)
+    if not (root / "current").is_file():
+        raise FileNotFoundError(f"{root}: not a published model (no current pointer)")
+    cur = current_version(root)
+    for v in versions(root):
+        settings = EmbeddingSettings.load(root / v)
+        print(f"{'*' if v == cur else ' '} {v}  {settings.model_id}  {root / v}")
     return 0
 
 
@@ -56,7 +85,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     variants = tuple(args.variants.split(",")) if args.variants else DEFAULT_VARIANTS
     if args.fp16 and "fused-fp16" not in variants:
         variants = (*variants, "fused-fp16")
-    manifest = export(args.model_dir or default_model_dir(), variants)
+    manifest = export(resolve(args.model_dir).folder if args.model_dir else default_model_dir(), variants)
     for name, entry in manifest["files"].items():
         print(f"{name:28s} {entry['variant']:11s} {entry['bytes'] / 1e6:7.1f} MB  sha256 {entry['sha256'][:16]}")
     return 0
@@ -66,6 +95,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     """Make the default model folder ready for the runtime: upcycle the base if no model exists, and
     (re)export its ONNX files when they are missing or were built from other weights."""
     model_dir = Path(args.model_dir) if args.model_dir else default_model_dir()
+    if (model_dir / "current").is_file() or "@" in model_dir.name:  # a published name or NAME@VERSION
+        model_dir = resolve(model_dir).folder
     if not (model_dir / "config.json").is_file():
         if model_dir.resolve() != UPCYCLED_MODEL.resolve():
             print(f"error: {model_dir}: no model folder there (check MOESEARCH_MODEL)", file=sys.stderr)
@@ -128,6 +159,16 @@ def main(argv: list[str] | None = None) -> int:
                    "uniform)")
     p.add_argument("--model-id", default=None)
     p.set_defaults(func=cmd_average)
+
+    p = sub.add_parser("publish", help="model folder -> a new immutable version models/NAME/<version>/ (+ current)")
+    p.add_argument("model_dir")
+    p.add_argument("--name", required=True, help="registry name (under models/) or a path")
+    p.add_argument("--no-current", action="store_true", help="publish without moving the current pointer")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("versions", help="list the published versions of a model (* = current)")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_versions)
 
     p = sub.add_parser("export", help="model folder -> MODEL_DIR/onnx/ (model.onnx + model.cpu-int8.onnx)")
     p.add_argument("model_dir", nargs="?", default=None, help="default: $MOESEARCH_MODEL or the shipped model")

@@ -18,6 +18,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from .registry import resolve
 from .routing import top_k_routing
 from .settings import ONNX_FILES, SEARCH_DOCUMENT, SEARCH_QUERY, EmbeddingSettings, default_model_dir
 
@@ -109,7 +110,8 @@ class Embedder:
                  variant: str | None = None, threads: int | None = None, max_length: int | None = None):
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-        self.model_dir = Path(model_dir) if model_dir else default_model_dir()
+        self.model_ref = resolve(model_dir if model_dir else default_model_dir())
+        self.model_dir = self.model_ref.folder
         self.settings = EmbeddingSettings.load(self.model_dir)
         self.dim = self.settings.check_dim(dim)
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
@@ -150,6 +152,11 @@ class Embedder:
     @property
     def model_id(self) -> str:
         return self.settings.model_id
+
+    @property
+    def model_version(self) -> str:
+        """Content address of the weights this embedder serves (embedder.registry): part of an index's identity."""
+        return self.model_ref.version
 
     @property
     def tasks(self) -> tuple[str, ...]:

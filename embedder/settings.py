@@ -119,12 +119,16 @@ def check_tasks(tasks, allow_empty: bool = False) -> tuple[str, ...]:
 
 
 def default_model_dir() -> Path:
-    """``MOESEARCH_MODEL`` if set, else the shipped trained model, else the upcycled base."""
+    """The exact model folder to serve: ``MOESEARCH_MODEL`` if set (a folder, a published name that follows its
+    ``current`` pointer, or NAME@VERSION; see embedder.registry), else the shipped model's current version, else
+    the upcycled base."""
+    from .registry import resolve
+
     env = os.environ.get("MOESEARCH_MODEL")
     if env:
-        return Path(env).expanduser()
-    if (SHIPPED_MODEL / "config.json").is_file():
-        return SHIPPED_MODEL
+        return resolve(env).folder
+    if (SHIPPED_MODEL / "current").is_file() or (SHIPPED_MODEL / "config.json").is_file():
+        return resolve(SHIPPED_MODEL).folder
     return UPCYCLED_MODEL
 
 
