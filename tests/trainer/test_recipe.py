@@ -51,6 +51,12 @@ def test_tiny_recipe_end_to_end(tmp_path, tiny_dense_dir):
         assert 0.0 <= ev[who]["nDCG@10"] <= 1.0 and ev[who]["queries"] == 60
     card = (model / "README.md").read_text()
     assert "tinybeir:test" in card and "user-mine" in card and "nyt" in card
+    # licences: every used source in the run folder and the card, with the resulting model licence
+    lic = json.loads((run / "licences.json").read_text())
+    assert set(lic["sources"]) == {"user-mine"} and "user-supplied data (user-mine)" in lic["model_licence"]
+    assert "## Licence" in card and lic["model_licence"] in card and "Model vs base, paired" in card
+    eval_rows = json.loads((run / "eval.json").read_text())["tinybeir:test"]
+    assert len(eval_rows["model"]["per_query"]["nDCG@10"]) == 60 and eval_rows["model"]["backend"] == "onnx-int8-cpu"
     # --resume on a finished run: nothing is retrained, the same model comes out; with no baseline (the dense
     # A/B run) only the model is evaluated
     weights = (run / "finetune" / "model" / "model.safetensors").read_bytes()
