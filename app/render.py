@@ -120,11 +120,21 @@ def _available(doc: DocumentInfo | None) -> bool:
     return doc is not None and (doc.kept_copy or (bool(doc.path) and Path(doc.path).is_file()))
 
 
+OCR_BADGE = ('<span class="ms-badge ms-ocr" title="This text was read from an image by OCR and may contain '
+             'misread words">OCR</span>')
+
+
+def ocr_badge(header: str, ocr: bool) -> str:
+    """A card header with an "OCR" badge after its other badges when the hit's text was read by OCR."""
+    at = header.rfind('<span class="ms-score"')
+    return header[:at] + OCR_BADGE + header[at:] if ocr and at >= 0 else header
+
+
 def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, doc: DocumentInfo | None,
                 originals: dict[str, bytes | None]) -> None:
     with st.container(border=True, key=f"hit-{rank}"):
-        st.html(card_header_html(rank, hit.source, hit.page, doc.pages if doc else None, hit.doc_type, hit.score,
-                                 mode))
+        st.html(ocr_badge(card_header_html(rank, hit.source, hit.page, doc.pages if doc else None, hit.doc_type,
+                                           hit.score, mode), hit.ocr))
         st.html(snippet_html(hit.text, hit.matched_terms))
         with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
             show = st.toggle("Show surrounding text", key=f"ctx-{hit.id}")

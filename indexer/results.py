@@ -177,6 +177,7 @@ class Hit:
     char_end: int = 0
     ingested_at: str = ""
     id: str = ""
+    ocr: bool = False  # the chunk's text was read by OCR (payload "ocr": true)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -20,7 +20,8 @@ def to_hit(record: Record, encoders: Encoders | None = None, query: SparseVec | 
     return Hit(text=text, source=p.get("source", ""), page=int(p.get("page", 1)), score=record.score,
                matched_terms=terms, doc_id=p.get("doc_id", ""), chunk_index=int(p.get("chunk_index", 0)),
                path=p.get("path", ""), doc_type=p.get("doc_type", ""), char_start=int(p.get("char_start", 0)),
-               char_end=int(p.get("char_end", 0)), ingested_at=p.get("ingested_at", ""), id=record.id)
+               char_end=int(p.get("char_end", 0)), ingested_at=p.get("ingested_at", ""), id=record.id,
+               ocr=p.get("ocr") is True)
 
 
 def check_query(query: str, k: int, mode: str) -> str:

@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# Tesseract for OCR of scanned PDF pages and images (Debian packages: English; more: tesseract-ocr-<lang>).
+if ! command -v tesseract >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null) \
+    || echo "warning: could not install tesseract-ocr; scanned pages and images will fail with that reason"
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e ".[cpu,torch,app]"
 .venv/bin/python -m embedder prepare

@@ -11,6 +11,7 @@ from app.auth import admin_gate, sign_out_button
 from app.render import documents_frame, inject_css, report_table, service_or_stop
 from app.service import Busy
 from app.snippets import local_time, md_escape
+from indexer.sniff import accepted_types
 
 inject_css()
 service = service_or_stop()
@@ -43,9 +44,9 @@ def start_job(start) -> bool:
 
 def uploader(button_key: str):
     """The multi-file uploader and its button (a new key per round, so an ingested batch is cleared)."""
-    files = st.file_uploader(f"PDF, TXT, Markdown, HTML or DOCX files, up to {cap_mb:g} MB each",
-                             accept_multiple_files=True, key=f"upload-{state.upload_round}",
-                             max_upload_size=max(1, math.ceil(cap_mb)))
+    files = st.file_uploader(f"Documents, up to {cap_mb:g} MB each", accept_multiple_files=True,
+                             key=f"upload-{state.upload_round}", max_upload_size=max(1, math.ceil(cap_mb)))
+    st.caption(f"Accepted: {accepted_types()}. Files are recognised by their content, whatever their name.")
     n = len(files or [])
     label = f"Ingest {n} file{'s' if n != 1 else ''}" if n else "Ingest"
     clicked = st.button(label, type="primary", disabled=not n, key=button_key, icon=":material/play_arrow:")
