@@ -6,7 +6,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from .service import RoutingView
+from indexer import RoutingView
 
 
 def usage_frame(view: RoutingView) -> pd.DataFrame:

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from indexer.pipeline import DocumentInfo, Hit, IngestReport, StoreLockedError
+from indexer import DocumentInfo, Hit, IngestReport, StoreLockedError
 
 from . import charts
 from .service import Service, get_service
@@ -115,9 +116,18 @@ def _inline_url(data: bytes, mime: str, coordinates: str) -> str | None:
 
 
 def _available(doc: DocumentInfo | None) -> bool:
-    from pathlib import Path
-
     return doc is not None and (doc.kept_copy or (bool(doc.path) and Path(doc.path).is_file()))
+
+
+@st.cache_resource(max_entries=4, ttl=600, show_spinner=False)
+def _original_bytes(doc_id: str, _service: Service) -> bytes | None:
+    """A PDF's bytes for the "open at page" link, read once for all reruns and sessions (a doc_id names its
+    content, so they never go stale); None if the original is not available."""
+    try:
+        return _service.original(doc_id).read()
+    except Exception as exc:
+        log.warning("original of %s unavailable: %s", doc_id[:12], exc)
+        return None
 
 
 OCR_BADGE = ('<span class="ms-badge ms-ocr" title="This text was read from an image by OCR and may contain '
@@ -130,8 +140,7 @@ def ocr_badge(header: str, ocr: bool) -> str:
     return header[:at] + OCR_BADGE + header[at:] if ocr and at >= 0 else header
 
 
-def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, doc: DocumentInfo | None,
-                originals: dict[str, bytes | None]) -> None:
+def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, doc: DocumentInfo | None) -> None:
     with st.container(border=True, key=f"hit-{rank}"):
         st.html(ocr_badge(card_header_html(rank, hit.source, hit.page, doc.pages if doc else None, hit.doc_type,
                                            hit.score, mode), hit.ocr))
@@ -141,17 +150,11 @@ def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, do
             if _available(doc):
                 mime = "application/pdf" if hit.doc_type == "pdf" else "application/octet-stream"
                 st.download_button(f"Download {hit.doc_type.upper() or 'file'}", key=f"dl-{rank}-{hit.id}",
-                                   data=lambda doc_id=hit.doc_id: service.original(doc_id).data,
+                                   data=lambda doc_id=hit.doc_id: service.original(doc_id).read(),
                                    file_name=hit.source, mime=mime, on_click="ignore", icon=":material/download:",
                                    type="tertiary")
                 if hit.doc_type == "pdf" and doc.size_bytes <= MAX_INLINE_BYTES:
-                    if hit.doc_id not in originals:
-                        try:
-                            originals[hit.doc_id] = service.original(hit.doc_id).data
-                        except Exception as exc:
-                            log.warning("original of %s unavailable: %s", hit.source, exc)
-                            originals[hit.doc_id] = None
-                    data = originals[hit.doc_id]
+                    data = _original_bytes(hit.doc_id, service)
                     url = _inline_url(data, "application/pdf", f"open-{hit.doc_id}") if data else None
                     if url:
                         st.link_button(f"Open at page {hit.page}", f"{url}#page={hit.page}", type="tertiary",
@@ -172,7 +175,7 @@ def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, do
 def routing_panel(service: Service, query: str, top: Hit) -> None:
     """Which experts the router chose, per MoE layer, for the query and for the top hit."""
     st.markdown("#### Why these results")
-    if not service.has_router:
+    if not service.model_info().has_router:
         st.caption("This model has no Mixture-of-Experts layers, so there are no router choices to show.")
         return
     try:

@@ -1,12 +1,12 @@
-"""Bulk ingest: the main process reads, extracts, chunks and writes; N worker processes embed (``workers.py``).
+"""Bulk ingest: pool scheduling for the ingest loop (``ingest.py``); N worker processes embed (``workers.py``).
 
-Files are settled in the order given, through the same ``prepare`` / ``commit`` steps as the one-process path
-(``Pipeline.ingest(..., workers=1)``), so its guarantees carry over unchanged: one status per file and a bad file
-never stops the run; a document becomes visible only when its manifest record is written, so a killed run resumes
-without duplicates; re-ingesting the same bytes changes nothing; an older version is replaced only after the new
-one is complete.  Only where the vectors come from differs.  As soon as a file is chunked, its chunk batches go to
-the workers, and the main process prepares the next files while they embed, keeping about ``QUEUED_PER_WORKER``
-batches per worker queued; the oldest file is then written batch by batch as its vectors come back.
+Files are settled by the same ``IngestLoop`` as the one-process path, so its guarantees carry over unchanged: one
+status per file and a bad file never stops the run; a document becomes visible only when its manifest record is
+written, so a killed run resumes without duplicates; re-ingesting the same bytes changes nothing; an older version
+is replaced only after the new one is complete.  Only where the vectors come from differs: as soon as a file is
+prepared, its chunk batches go to the workers, and the main process prepares the next files while they embed,
+keeping about ``QUEUED_PER_WORKER`` batches per worker queued; the loop then writes the oldest file batch by
+batch as its vectors come back.
 
 The store is only ever touched by the main process.  A worker that dies breaks the whole pool, so which file killed
 it is not known: the pool is restarted and the file being written is tried again with the workers to itself; only
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -26,56 +26,44 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .files import Source
-from .ingest import BatchVectors, DocumentWriter, Prepared, StoreFailure, batches, commit, prepare
-from .results import FileStatus, ProgressEvent
+from .ingest import Entry, IngestLoop
+from .results import FileStatus
 from .workers import EmbedPool, WorkerSpec, WorkersUnavailable
 
 log = logging.getLogger(__name__)
-Progress = Callable[[ProgressEvent], None]
 MAX_RESTARTS = 5
 QUEUED_PER_WORKER = 2
 
 
 @dataclass
-class _Entry:
-    """One source on its way: prepared (or the error ``prepare`` raised), and its batches with the workers."""
-
-    index: int
-    source: Source
-    prep: Prepared | None = None
-    error: Exception | None = None  # re-raised when this file's turn comes, so errors stay in file order
+class _PoolEntry(Entry):
     futures: list[Future] = field(default_factory=list)
     alone: bool = False  # sent again on its own after a worker died
 
     def cancel(self) -> None:
         for f in self.futures:
             f.cancel()
+        self.futures = []
 
-    def embed(self) -> BatchVectors | None:
-        """Vectors of batch ``i`` from the workers (None: nothing was sent; the writer embeds in-process)."""
-        if not self.futures:
+    def vectors(self):
+        if not self.futures:  # nothing was sent: the loop embeds in-process
             return None
         futures = self.futures
 
         def vectors(i: int, texts: Sequence[str]) -> np.ndarray:
-            out = futures[i].result()
-            if out.shape[0] != len(texts):
-                raise RuntimeError(f"worker returned {out.shape[0]} vectors for {len(texts)} chunks")
-            return out
+            return futures[i].result()  # (b, D)
 
         return vectors
 
 
-class BulkIngest:
-    def __init__(self, writer: DocumentWriter, sources: Sequence[Source], pool: EmbedPool | None, keep: str,
-                 max_bytes: int, notify: Progress):
-        self.writer = writer
+class PoolFeed:
+    """Prepares files ahead in this process and sends their batches to the pool (a ``Feed`` for the loop)."""
+
+    def __init__(self, loop: IngestLoop, sources: Sequence[Source], pool: EmbedPool | None):
+        self.loop = loop
         self.sources = sources
         self.pool = pool
-        self.keep = keep
-        self.max_bytes = max_bytes
-        self.notify = notify
-        self.pending: deque[_Entry] = deque()
+        self.pending: deque[_PoolEntry] = deque()
         self.next = 0  # the next source to prepare
         self.inflight: set[str] = set()  # doc_ids whose batches were sent (a same-bytes copy is not sent twice)
 
@@ -91,28 +79,28 @@ class BulkIngest:
             if self.pending and (self.pending[-1].error is not None or self._queued() >= budget
                                  or len(self.pending) > budget):
                 return
-            entry = _Entry(self.next, self.sources[self.next])
+            entry = _PoolEntry(self.next, self.sources[self.next])
             self.next += 1
             try:
-                entry.prep = prepare(self.writer, entry.source, self.max_bytes)
+                entry.prep = self.loop.prepare(entry.source)
             except Exception as exc:  # a store failure (or a bug): settled in order, nothing prepared after it
                 entry.error = exc
             else:
                 self._submit(entry)
             self.pending.append(entry)
 
-    def _submit(self, entry: _Entry) -> None:
+    def _submit(self, entry: _PoolEntry) -> None:
         prep = entry.prep
-        if self.pool is None or prep is None or prep.status is not None or prep.known or prep.doc_id in self.inflight:
+        if (self.pool is None or prep is None or prep.status is not None or prep.existing is not None
+                or prep.doc_id in self.inflight):
             return  # nothing to embed, or the same bytes are already on their way
-        size = self.writer.batch_size
         while self.pool is not None:
             try:
-                entry.futures = [self.pool.submit(texts, size) for texts in batches(prep.chunks, size)]
+                entry.futures = [self.pool.submit([c.text for c in batch], self.loop.batch_size)
+                                 for batch in prep.batches]
                 break
             except BrokenProcessPool:  # a worker died since the last file: restart (bounded), then send again
                 entry.cancel()
-                entry.futures = []
                 self._restart()
         if entry.futures:
             self.inflight.add(prep.doc_id)
@@ -132,7 +120,6 @@ class BulkIngest:
         self.inflight = set()
         for e in self.pending:
             e.cancel()
-            e.futures = []
         if resubmit:
             self._resubmit()
 
@@ -141,75 +128,46 @@ class BulkIngest:
             if not e.futures:
                 self._submit(e)
 
-    # --- settling files in order ---------------------------------------------------------------------
-    def _settle(self, entry: _Entry, total: int) -> tuple[FileStatus, str | None]:
-        source = entry.source
+    # --- the Feed the loop calls ---------------------------------------------------------------------
+    def take(self, index: int) -> _PoolEntry:
+        self._fill()
+        if not self.pending:
+            raise RuntimeError(f"no file {index} to settle")  # the loop takes each index once, in order
+        entry = self.pending.popleft()
+        assert entry.index == index, (entry.index, index)
+        return entry
 
-        def report(stage: str, done: int, n: int) -> None:
-            self.notify(ProgressEvent(stage, entry.index, total, source.name, done, n))
+    def recover(self, entry: _PoolEntry, exc: Exception) -> _PoolEntry | str | None:
+        if not isinstance(exc, BrokenProcessPool):
+            return None
+        if entry.alone:  # it had the workers to itself: this file is what kills them
+            self._restart()
+            return f"an embedding worker died on this file ({exc}); nothing of it is visible"
+        # a worker died, on this file's batches or on a later file's: try this one again, alone
+        self._restart(resubmit=False)
+        entry.cancel()
+        entry.alone = True
+        self._submit(entry)
+        return entry
 
-        report("read", 0, 0)
-        try:
-            if entry.error is not None:
-                raise entry.error
-            return commit(self.writer, entry.prep, self.keep, report, entry.embed()), None
-        except StoreFailure as exc:
-            return FileStatus(source.name, "failed", f"store error: {exc}", path=source.key), str(exc)
-        except BrokenProcessPool as exc:
-            if entry.alone:  # it had the workers to itself: this file is what kills them
-                self._restart()
-                return FileStatus(source.name, "failed", f"an embedding worker died on this file ({exc}); nothing "
-                                  "of it is visible", path=source.key), None
-            # a worker died, on this file's batches or on a later file's: try this one again, alone
-            self._restart(resubmit=False)
-            entry.cancel()
-            entry.futures, entry.alone = [], True
-            self._submit(entry)
-            try:
-                return self._settle(entry, total)
-            finally:
-                self._resubmit()
-        except Exception as exc:  # e.g. the embedder failed on this file
-            log.exception("ingest of %s failed", source.key)
-            return FileStatus(source.name, "failed", f"{type(exc).__name__}: {exc}", path=source.key), None
-        finally:
-            if entry.futures:
-                self.inflight.discard(entry.prep.doc_id)
+    def settled(self, entry: _PoolEntry) -> None:
+        if entry.prep is not None and entry.futures:
+            self.inflight.discard(entry.prep.doc_id)
+        if entry.alone:
+            self._resubmit()
 
-    def run(self) -> tuple[list[FileStatus], str | None]:
-        statuses: list[FileStatus] = []
-        store_error = None
-        total = len(self.sources)
-        try:
-            while self.pending or self.next < total:
-                if store_error is None:
-                    self._fill()
-                if not self.pending:  # after a store failure nothing is prepared any more
-                    self.pending.append(_Entry(self.next, self.sources[self.next]))
-                    self.next += 1
-                entry = self.pending.popleft()
-                if store_error is not None:
-                    entry.cancel()
-                    statuses.append(FileStatus(entry.source.name, "failed", f"not attempted: the store failed "
-                                               f"({store_error})", path=entry.source.key))
-                    continue
-                status, store_error = self._settle(entry, total)
-                statuses.append(status)
-                self.notify(ProgressEvent("done", entry.index + 1, total, entry.source.name))
-        finally:
-            for e in self.pending:
-                e.cancel()
-        return statuses, store_error
+    def close(self) -> None:
+        for e in self.pending:
+            e.cancel()
 
 
-def ingest_with_workers(writer: DocumentWriter, sources: Sequence[Source], workers: int, keep: str, max_bytes: int,
-                        notify: Progress) -> tuple[list[FileStatus], str | None]:
-    """Ingest ``sources`` with ``workers`` embedding processes; returns the statuses and the store error, if any.
-    Raises ``WorkersUnavailable`` when the workers cannot start at all (nothing was touched then)."""
-    pool = EmbedPool(WorkerSpec.of(writer.encoders.embedder, workers), workers)
-    job = BulkIngest(writer, sources, pool, keep, max_bytes, notify)
+def run_with_workers(loop: IngestLoop, sources: Sequence[Source], workers: int
+                     ) -> tuple[list[FileStatus], str | None]:
+    """Run ``loop`` over ``sources`` with ``workers`` embedding processes.  Raises ``WorkersUnavailable`` when
+    the workers cannot start at all (nothing was touched then)."""
+    feed = PoolFeed(loop, sources, EmbedPool(WorkerSpec.of(loop.writer.encoders.embedder, workers), workers))
     try:
-        return job.run()
+        return loop.run(sources, feed)
     finally:
-        if job.pool is not None:
-            job.pool.close()
+        if feed.pool is not None:
+            feed.pool.close()

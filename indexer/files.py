@@ -5,49 +5,63 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .extract import ExtractError
-from .results import Upload
 from .sniff import SUPPORTED_SUFFIXES
 
 
 @dataclass(frozen=True)
+class Stored:
+    """A document already in an index (reindex): its manifest record and its pages rebuilt from its chunks."""
+
+    record: dict = field(hash=False)
+    pages: Callable[[], list[tuple[int, str]]] = field(hash=False)  # raises ValueError if chunks are missing
+
+
+@dataclass(frozen=True)
 class Source:
-    """One thing to ingest: a file on disk or an upload.  ``key`` identifies "the same file" across
-    versions (absolute path, or the upload's name) for replace-on-change."""
+    """One thing to ingest, the one type from the API's edge inward: a file on disk (``Source.file``), an upload
+    (``Source.upload``: a plain file name and its bytes) or, for a reindex, a document rebuilt from its stored
+    chunks (``stored``).  ``key`` identifies "the same file" across versions (absolute path, or the upload's
+    name) for replace-on-change."""
 
     name: str
     key: str
     fs_path: Path | None = None
     data: bytes | None = None
     skip: str | None = None  # set for folder entries that are not documents
+    stored: Stored | None = None
+
+    @classmethod
+    def upload(cls, name: str, data: bytes) -> Source:
+        if not name or "/" in name or "\\" in name:
+            raise ValueError(f"upload name must be a plain file name, got {name!r}")
+        return cls(name, name, data=bytes(data))
+
+    @classmethod
+    def file(cls, path: str | os.PathLike) -> Source:
+        path = Path(path).expanduser()
+        return cls(path.name, str(path.absolute()), fs_path=path)
 
     @property
     def is_upload(self) -> bool:
-        return self.fs_path is None
+        return self.fs_path is None and self.stored is None
 
 
-def expand(items: Iterable[str | os.PathLike | Upload | tuple[str, bytes]]) -> list[Source]:
-    """Sources for paths (folders recurse, hidden entries ignored), uploads and ``(name, bytes)`` pairs."""
+def expand(items: Iterable[str | os.PathLike | Source]) -> list[Source]:
+    """Sources for paths (folders recurse, hidden entries ignored); ``Source`` items pass through."""
     out: list[Source] = []
     for item in items:
-        if isinstance(item, Upload):
-            out.append(Source(item.name, item.name, data=item.data))
-        elif isinstance(item, tuple):
-            name, data = item
-            upload = Upload(str(name), bytes(data))
-            out.append(Source(upload.name, upload.name, data=upload.data))
+        if isinstance(item, Source):
+            out.append(item)
         elif isinstance(item, str | os.PathLike):
             path = Path(item).expanduser()
-            if path.is_dir():
-                out.extend(_walk(path))
-            else:
-                out.append(Source(path.name, str(path.absolute()), fs_path=path))
+            out.extend(_walk(path) if path.is_dir() else [Source.file(path)])
         else:
-            raise TypeError(f"cannot ingest {type(item).__name__}: give paths, Upload(name, data) or (name, bytes)")
+            raise TypeError(f"cannot ingest {type(item).__name__}: give paths or Source.upload(name, data)")
     return out
 
 
@@ -127,12 +141,10 @@ class FileStore:
         os.replace(tmp, path)
         return path
 
-    def get(self, doc_id: str) -> bytes | None:
+    def find(self, doc_id: str) -> Path | None:
+        """The kept copy's path, if there is one."""
         path = self._path(doc_id)
-        return path.read_bytes() if path.is_file() else None
-
-    def has(self, doc_id: str) -> bool:
-        return self._path(doc_id).is_file()
+        return path if path.is_file() else None
 
     def delete(self, doc_id: str) -> None:
         self._path(doc_id).unlink(missing_ok=True)

@@ -1,13 +1,15 @@
-"""Writing documents into a collection: identity, batching, visibility, replace-on-change.
+"""The ingest loop: for each source, in order, prepare -> embed -> commit, one status per file.
 
-A document goes in as: chunks written in batches with ``state=writing`` (invisible to search) -> one
-``set_payload(state=complete)`` over its chunks -> its manifest record (``kind=doc``) written last.  The record
-is the commit point: a document without one is unfinished, and the next ingest of the same bytes clears its
-leftovers and writes it again under the same deterministic ids, so a killed run resumes without duplicates.
-Older versions under the same path are deleted only after the new version is complete.
+``prepare`` reads, identifies (sha256 of the bytes), looks up the document record once and, for new bytes,
+extracts, chunks and batches; it never writes, so it may run ahead.  ``IngestLoop.commit`` writes the document
+(``writer.py``) or settles it as a duplicate, then replaces older versions at its path.  The loop turns every
+file problem into a failed status and never stops on one; a store failure fails that file and leaves the rest
+"not attempted".  It remembers what this run wrote and removed, so a file with the same bytes as an earlier one
+of the batch is a duplicate without asking the store again.
 
-Vectors come from the document writer's own encoders, or (bulk ingest, ``bulk.py``) from an ``embed`` callable
-that hands back batch ``i`` of the document, embedded elsewhere from exactly the texts this module batches.
+Where prepared files and their vectors come from is a ``Feed``: ``ReadAhead`` (below: the next file is prepared
+in a reader thread while this one embeds in this process) or ``bulk.PoolFeed`` (embedding worker processes).
+A reindex feeds the same loop sources rebuilt from stored chunks (``reindex.py``).
 """
 
 from __future__ import annotations
@@ -15,130 +17,49 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Protocol
 
 import numpy as np
 
 from .chunking import Chunk
-from .encoders import Encoders
 from .extract import Extracted, ExtractError, extract
-from .files import FileStore, Source, read_source, sha256
+from .files import Source, read_source, sha256
 from .results import FileStatus, ProgressEvent
-from .schema import CHUNK, COMPLETE, DOC, DOC_RECORDS, WRITING, chunk_id, record_id
-from .store.base import Collection, Match, PointRecord, Record, scroll_all
+from .writer import BatchVectors, Document, DocumentWriter, StoreFailure, batches
 
 log = logging.getLogger(__name__)
 Progress = Callable[[ProgressEvent], None]
-BatchVectors = Callable[[int, Sequence[str]], np.ndarray]  # (batch index, its texts) -> (b, D) vectors
-
-
-class StoreFailure(RuntimeError):
-    """A store operation failed while writing a document (not the file's fault)."""
+Report = Callable[[str, int, int], None]  # (stage, done, total) for the file being settled
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class DocumentWriter:
-    def __init__(self, collection: Collection, encoders: Encoders, files: FileStore | None, batch_size: int = 32):
-        self.collection = collection
-        self.encoders = encoders
-        self.files = files
-        self.batch_size = batch_size
-
-    # --- reading the store ------------------------------------------------------------------------
-    def record(self, doc_id: str) -> Record | None:
-        found = self.collection.retrieve([record_id(doc_id)])
-        return found[0] if found else None
-
-    def records(self) -> list[Record]:
-        return scroll_all(self.collection, DOC_RECORDS)
-
-    # --- writing ------------------------------------------------------------------------------------
-    def write(self, doc_id: str, source: Source, extracted: Extracted, chunks: Sequence[Chunk], ingested_at: str,
-              data: bytes | None = None, keep_copy: bool = False,
-              on_batch: Callable[[int, int], None] | None = None, record_extra: dict | None = None,
-              embed: BatchVectors | None = None) -> None:
-        """Write one document (see module doc).  Store failures raise ``StoreFailure``; ``embed`` supplies the
-        vectors of each batch (default: this writer's encoders)."""
-        col = self.collection
-        mine = [Match("doc_id", (doc_id,))]
-        try:
-            if col.count(mine):  # leftovers of an interrupted attempt: no record, so never visible
-                col.delete(mine)
-        except Exception as exc:
-            raise StoreFailure(str(exc)) from exc
-        base = {"kind": CHUNK, "state": WRITING, "doc_id": doc_id, "source": source.name, "path": source.key,
-                "doc_type": extracted.doc_type, "ingested_at": ingested_at, "model_id": self.encoders.spec.model_id}
-        n = len(chunks)
-        for start in range(0, n, self.batch_size):
-            batch = chunks[start:start + self.batch_size]
-            texts = [c.text for c in batch]
-            if embed is None:
-                vectors = self.encoders.embed_documents(texts, self.batch_size)  # (b, D)
-            else:
-                vectors = embed(start // self.batch_size, texts)
-            points = []
-            for c, vec in zip(batch, vectors, strict=True):
-                payload = dict(base, page=c.page, chunk_index=c.index, char_start=c.start, char_end=c.end,
-                               text=c.text, content_sha256=sha256(c.text.encode()))
-                points.append(PointRecord(chunk_id(doc_id, c.index), payload, vec,
-                                          self.encoders.sparse_document(c.text)))
-            try:
-                col.upsert(points)
-            except Exception as exc:
-                raise StoreFailure(str(exc)) from exc
-            if on_batch:
-                on_batch(start + len(batch), n)
-        kept = False
-        if keep_copy and data is not None and self.files is not None:
-            self.files.put(doc_id, data)
-            kept = True
-        record = {"kind": DOC, "doc_id": doc_id, "source": source.name, "path": source.key,
-                  "doc_type": extracted.doc_type, "pages": extracted.page_count, "chunks": n,
-                  "size_bytes": len(data) if data is not None else 0, "ingested_at": ingested_at,
-                  "model_id": self.encoders.spec.model_id, "notes": list(extracted.notes), "kept_copy": kept,
-                  **(record_extra or {})}
-        try:
-            col.set_payload([Match("kind", (CHUNK,)), *mine], {"state": COMPLETE})
-            col.upsert([PointRecord(record_id(doc_id), record)])
-        except Exception as exc:
-            raise StoreFailure(str(exc)) from exc
-
-    def delete(self, doc_id: str) -> None:
-        """Remove a document's chunks and record in one operation, then its kept copy."""
-        self.collection.delete([Match("doc_id", (doc_id,))])
-        if self.files is not None:
-            self.files.delete(doc_id)
-
-    def replace_older(self, key: str, keep: str) -> list[str]:
-        """Delete other versions stored under the same path ``key``; returns their doc_ids."""
-        older = [r.payload["doc_id"] for r in scroll_all(self.collection, [*DOC_RECORDS, Match("path", (key,))])
-                 if r.payload.get("doc_id") != keep]
-        for doc_id in older:
-            self.delete(doc_id)
-        return older
-
-
 @dataclass
 class Prepared:
-    """A source read, identified, extracted and chunked; nothing written yet.  ``status`` is set when the file
-    is already settled (skipped / failed)."""
+    """A source read, identified, extracted and batched; nothing written yet.  ``status`` is set when the file
+    is already settled (skipped / failed); ``existing`` is the store's record of these bytes when prepared."""
 
     source: Source
     t0: float
     status: FileStatus | None = None
     data: bytes | None = None
     doc_id: str | None = None
-    known: bool = False  # the store already holds these bytes
+    existing: dict | None = None
     extracted: Extracted | None = None
-    chunks: list[Chunk] | None = None
+    batches: tuple[tuple[Chunk, ...], ...] = ()
+
+    @property
+    def chunks(self) -> int:
+        return sum(len(b) for b in self.batches)
 
 
-def prepare(writer: DocumentWriter, source: Source, max_bytes: int) -> Prepared:
-    """Read, identify, extract and chunk one source (read-only: safe to run ahead of ``commit``).  File
+def prepare(writer: DocumentWriter, source: Source, max_bytes: int, batch_size: int) -> Prepared:
+    """Read, identify, extract and batch one source (read-only: safe to run ahead of ``commit``).  File
     problems become a failed status; store problems raise StoreFailure."""
     prep = Prepared(source, time.perf_counter())
 
@@ -149,65 +70,191 @@ def prepare(writer: DocumentWriter, source: Source, max_bytes: int) -> Prepared:
 
     if source.skip:
         return settle("skipped", source.skip)
-    try:
-        prep.data = read_source(source, max_bytes)
-    except ExtractError as exc:
-        return settle("failed", str(exc))
-    prep.doc_id = sha256(prep.data)
-    try:
-        prep.known = writer.record(prep.doc_id) is not None
-    except Exception as exc:
-        raise StoreFailure(str(exc)) from exc
-    if prep.known:
+    stored = source.stored
+    if stored is None:
+        try:
+            prep.data = read_source(source, max_bytes)
+        except ExtractError as exc:
+            return settle("failed", str(exc))
+    prep.doc_id = stored.record["doc_id"] if stored is not None else sha256(prep.data)
+    prep.existing = writer.record(prep.doc_id)
+    if prep.existing is not None:
         return prep
     try:
-        prep.extracted = extract(prep.data, source.name)
-        prep.chunks = writer.encoders.chunk(prep.extracted.pages)
+        prep.extracted = _rebuilt(stored) if stored is not None else extract(prep.data, source.name)
+        chunks = writer.encoders.chunk(prep.extracted.pages)
     except ExtractError as exc:
         return settle("failed", str(exc), doc_id=prep.doc_id)
     except Exception as exc:  # a loader bug or a pathological file must not stop the batch
         log.exception("unexpected error reading %s", source.key)
         return settle("failed", f"could not read the file ({type(exc).__name__}: {exc})", doc_id=prep.doc_id)
-    if not prep.chunks:
+    if not chunks:
         return settle("failed", "no text to index after extraction", doc_id=prep.doc_id)
+    prep.batches = batches(chunks, batch_size)
     return prep
 
 
-def batches(chunks: Sequence[Chunk], batch_size: int) -> list[list[str]]:
-    """The chunk texts ``DocumentWriter.write`` embeds together, batch by batch."""
-    return [[c.text for c in chunks[s:s + batch_size]] for s in range(0, len(chunks), batch_size)]
-
-
-def commit(writer: DocumentWriter, prep: Prepared, keep: str, report: Callable[[str, int, int], None],
-           embed: BatchVectors | None = None) -> FileStatus:
-    """Write a prepared document (or settle it as a duplicate) and replace older versions at its path;
-    ``embed`` as in ``DocumentWriter.write``."""
-    source = prep.source
-    if prep.status is not None:
-        return prep.status
-
-    def status(state: str, reason: str = "", **kw) -> FileStatus:
-        return FileStatus(source.name, state, reason, path=source.key, seconds=time.perf_counter() - prep.t0, **kw)
-
+def _rebuilt(stored) -> Extracted:
+    p = stored.record
     try:
-        existing = writer.record(prep.doc_id)  # again: an earlier file of this batch may have had the same bytes
-    except Exception as exc:
-        raise StoreFailure(str(exc)) from exc
-    if existing is None and prep.known:
-        return commit(writer, prepare(writer, source, len(prep.data)), keep, report)  # deleted meanwhile
-    if existing is None:
-        keep_copy = keep == "all" or (keep == "uploads" and source.is_upload)
-        writer.write(prep.doc_id, source, prep.extracted, prep.chunks, now_iso(), prep.data, keep_copy,
-                     on_batch=lambda done, total: report("embed", done, total), embed=embed)
-    try:
-        replaced = tuple(writer.replace_older(source.key, prep.doc_id))
-    except Exception as exc:
-        raise StoreFailure(str(exc)) from exc
-    if existing is None:
-        return status("ok", doc_id=prep.doc_id, pages=prep.extracted.page_count, chunks=len(prep.chunks),
-                      notes=prep.extracted.notes, replaced=replaced)
-    same = existing.payload.get("path") == source.key
-    where = f"{existing.payload.get('source')} ({existing.payload.get('path')})"
-    reason = "unchanged: already indexed" if same else f"same content already indexed as {where}"
-    return status("duplicate", reason, doc_id=prep.doc_id, pages=int(existing.payload.get("pages", 0)),
-                  chunks=int(existing.payload.get("chunks", 0)), replaced=replaced)
+        pages = stored.pages()
+    except ValueError as exc:
+        raise ExtractError(f"stored chunks are damaged ({exc}); delete and ingest this file again") from None
+    return Extracted(p.get("doc_type", "txt"), tuple(pages), int(p.get("pages", len(pages))),
+                     tuple(p.get("notes") or ()))
+
+
+@dataclass
+class Entry:
+    """One source on its way: prepared (or the error ``prepare`` raised) and where its vectors come from."""
+
+    index: int
+    source: Source
+    prep: Prepared | None = None
+    error: Exception | None = None  # re-raised when this file's turn comes, so errors stay in file order
+
+    def vectors(self) -> BatchVectors | None:
+        """Vectors of batch ``i`` of this file computed elsewhere (None: embed in this process)."""
+        return None
+
+
+class Feed(Protocol):
+    """Hands the loop its sources prepared, in order, each with where its vectors come from."""
+
+    def take(self, index: int) -> Entry: ...  # entry ``index``; entries are taken in order, each once
+
+    def recover(self, entry: Entry, exc: Exception) -> Entry | str | None: ...  # after a failed write
+
+    def settled(self, entry: Entry) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class IngestLoop:
+    """prepare -> embed -> commit over ``sources`` with the statuses and the store error (if any) it ends with."""
+
+    def __init__(self, writer: DocumentWriter, keep: str, max_bytes: int, batch_size: int, notify: Progress):
+        self.writer = writer
+        self.keep = keep
+        self.max_bytes = max_bytes
+        self.batch_size = batch_size
+        self.notify = notify
+        self._seen: dict[str, dict | None] = {}  # doc_id -> record this run wrote, or None: this run removed it
+
+    def prepare(self, source: Source) -> Prepared:
+        return prepare(self.writer, source, self.max_bytes, self.batch_size)
+
+    def here(self, index: int, texts: Sequence[str]) -> np.ndarray:
+        """Vectors computed in this process (batch ``index`` of the file being written)."""
+        return self.writer.encoders.embed_documents(texts, self.batch_size)  # (b, D)
+
+    def run(self, sources: Sequence[Source], feed: Feed) -> tuple[list[FileStatus], str | None]:
+        statuses: list[FileStatus] = []
+        store_error = None
+        total = len(sources)
+        try:
+            for i, source in enumerate(sources):
+                if store_error is not None:
+                    statuses.append(FileStatus(source.name, "failed", f"not attempted: the store failed "
+                                               f"({store_error})", path=source.key))
+                    continue
+
+                def report(stage: str, done: int, n: int, i=i, source=source) -> None:
+                    self.notify(ProgressEvent(stage, i, total, source.name, done, n))
+
+                report("read", 0, 0)
+                status, store_error = self._settle(feed, feed.take(i), report)
+                statuses.append(status)
+                self.notify(ProgressEvent("done", i + 1, total, source.name))
+        finally:
+            feed.close()
+        return statuses, store_error
+
+    def _settle(self, feed: Feed, entry: Entry, report: Report) -> tuple[FileStatus, str | None]:
+        source = entry.source
+        try:
+            while True:
+                try:
+                    if entry.error is not None:
+                        raise entry.error
+                    return self.commit(entry.prep, report, entry.vectors()), None
+                except StoreFailure as exc:
+                    return FileStatus(source.name, "failed", f"store error: {exc}", path=source.key), str(exc)
+                except Exception as exc:
+                    outcome = feed.recover(entry, exc)
+                    if isinstance(outcome, Entry):  # the feed tries this file again
+                        entry = outcome
+                        continue
+                    if outcome is None:  # e.g. the embedder failed on this file
+                        log.exception("ingest of %s failed", source.key)
+                        outcome = f"{type(exc).__name__}: {exc}"
+                    return FileStatus(source.name, "failed", outcome, path=source.key), None
+        finally:
+            feed.settled(entry)
+
+    def commit(self, prep: Prepared, report: Report, vectors: BatchVectors | None = None) -> FileStatus:
+        """Write a prepared document (or settle it as a duplicate) and replace older versions at its path."""
+        if prep.status is not None:
+            return prep.status
+        source, doc_id = prep.source, prep.doc_id
+        existing = self._seen[doc_id] if doc_id in self._seen else prep.existing
+        if existing is None and prep.extracted is None:  # known when prepared, removed by this run since
+            return self.commit(self.prepare(source), report)
+        if existing is None:
+            stored = source.stored.record if source.stored is not None else None
+            doc = Document(doc_id, source, prep.extracted, prep.batches,
+                           ingested_at=stored.get("ingested_at", "") if stored else now_iso(),
+                           size_bytes=int(stored.get("size_bytes", 0)) if stored else len(prep.data),
+                           data=prep.data, kept_copy=bool(stored and stored.get("kept_copy")))
+            keep_copy = self.keep == "all" or (self.keep == "uploads" and source.is_upload)
+            self._seen[doc_id] = self.writer.write(doc, vectors or self.here, keep_copy,
+                                                   on_batch=lambda done, n: report("embed", done, n))
+        replaced = ()
+        if source.stored is None:
+            replaced = tuple(self.writer.replace_older(source.key, doc_id))
+            self._seen.update(dict.fromkeys(replaced))
+
+        def status(state: str, reason: str = "", **kw) -> FileStatus:
+            return FileStatus(source.name, state, reason, path=source.key, doc_id=doc_id, replaced=replaced,
+                              seconds=time.perf_counter() - prep.t0, **kw)
+
+        if existing is None:
+            return status("ok", pages=prep.extracted.page_count, chunks=prep.chunks, notes=prep.extracted.notes)
+        same = existing.get("path") == source.key
+        where = f"{existing.get('source')} ({existing.get('path')})"
+        reason = "unchanged: already indexed" if same else f"same content already indexed as {where}"
+        return status("duplicate", reason, pages=int(existing.get("pages", 0)), chunks=int(existing.get("chunks", 0)))
+
+
+class ReadAhead:
+    """The one-process feed: the next source is read, extracted and chunked (pure Python) in a reader thread
+    while this one embeds (onnxruntime) in the calling thread."""
+
+    def __init__(self, loop: IngestLoop, sources: Sequence[Source]):
+        self.loop = loop
+        self.sources = sources
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moesearch-read")
+        self._ahead: dict[int, object] = {}
+
+    def _submit(self, index: int) -> None:
+        if index < len(self.sources) and index not in self._ahead:
+            self._ahead[index] = self._reader.submit(self.loop.prepare, self.sources[index])
+
+    def take(self, index: int) -> Entry:
+        self._submit(index)
+        self._submit(index + 1)
+        entry = Entry(index, self.sources[index])
+        try:
+            entry.prep = self._ahead.pop(index).result()
+        except Exception as exc:  # a store failure (or a bug) while preparing: settled by the loop
+            entry.error = exc
+        return entry
+
+    def recover(self, entry: Entry, exc: Exception) -> Entry | str | None:
+        return None
+
+    def settled(self, entry: Entry) -> None:
+        pass
+
+    def close(self) -> None:
+        self._reader.shutdown(wait=True, cancel_futures=True)

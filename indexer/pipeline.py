@@ -1,62 +1,63 @@
 """The indexer API (used by the CLI and the app): one ``Pipeline`` object per process.
 
 >>> with Pipeline() as p:
-...     report = p.ingest(["docs/"], progress=print)
+...     report = p.ingest(["docs/", Source.upload("notes.txt", b"...")], progress=print)
 ...     hits = p.search("protein folding", k=5, filters=SearchFilters(doc_types=("pdf",)))
 ...     bulk = p.ingest(["corpus/"], workers=2)  # two embedding processes; the same points as workers=1
 
+This module keeps the lifecycle (opening the store, the active collection, reindex switching) and the locks; the
+work is done by ``ingest.py`` (the ingest loop), ``bulk.py`` (embedding workers), ``reindex.py``, ``search.py``,
+``catalog.py`` (document listings) and ``model_view.py`` (model card, router choices).
+
 Thread safety: one Pipeline may be shared by many threads (app sessions).  Searches and listings run
-concurrently; ingest, delete and reindex are serialised; a reindex switches the active collection under an
-exclusive lock, so a search sees either the old complete index or the new complete one.
+concurrently; ingest, delete and reindex are serialised by its one write lock; a reindex switches the active
+collection under an exclusive lock, so a search sees either the old complete index or the new complete one.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bulk import ingest_with_workers
-from .chunking import rebuild_page
+from . import catalog
+from .bulk import run_with_workers
 from .encoders import Encoders
-from .extract import Extracted
-from .files import FileStore, Source, expand, sha256
-from .ingest import DocumentWriter, StoreFailure, commit, prepare
+from .files import FileStore, Source, expand
+from .ingest import IngestLoop, ReadAhead
+from .model_view import ModelInfo, RoutingView, model_info, routing_view
+from .reindex import stored_sources
 from .results import (
     DocumentFile,
     DocumentInfo,
+    Facets,
     FileStatus,
     Hit,
+    IndexerError,
     IngestReport,
     ProgressEvent,
     SearchFilters,
     Stats,
-    Upload,
 )
 from .rwlock import RWLock
-from .schema import CHUNK, DOC_RECORDS, META_ID, VISIBLE, WRITING, IndexSpec, collection_spec, record_id
+from .schema import CHUNK, DOC_RECORDS, META_ID, VISIBLE, WRITING, IndexSpec, collection_spec
 from .search import merge_text, neighbour_hits, run_search
 from .settings import IndexerSettings
-from .store import Collection, Match, PointRecord, Root, StoreError, StoreLockedError, open_root, scroll_all
+from .store import Collection, Match, PointRecord, Root, StoreError, StoreLockedError, open_root
 from .workers import WorkersUnavailable
+from .writer import DocumentWriter
 
-__all__ = ["DocumentFile", "DocumentInfo", "FileStatus", "Hit", "IndexerError", "IngestReport", "Pipeline",
-           "ProgressEvent", "SearchFilters", "Stats", "StoreError", "StoreLockedError", "Upload"]
+__all__ = ["DocumentFile", "DocumentInfo", "Facets", "FileStatus", "Hit", "IndexerError", "IngestReport",
+           "ModelInfo", "Pipeline", "ProgressEvent", "RoutingView", "SearchFilters", "Source", "Stats", "StoreError",
+           "StoreLockedError"]
 log = logging.getLogger(__name__)
 Progress = Callable[[ProgressEvent], None]
-MIME = {"pdf": "application/pdf", "txt": "text/plain", "md": "text/markdown", "html": "text/html",
-        "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
-DOC_ID = re.compile(r"[0-9a-f]{64}")
-
-
-class IndexerError(RuntimeError):
-    """The request cannot be served as things stand (e.g. the index needs a reindex); the message says why."""
+CATALOG_TTL = 5.0  # seconds: how stale a document listing may be when other processes write (server backend)
 
 
 @dataclass
@@ -70,9 +71,12 @@ class Pipeline:
     def __init__(self, settings: IndexerSettings | None = None, *, embedder=None, root: Root | None = None):
         self.settings = settings or IndexerSettings.from_env()
         self.root = root if root is not None else open_root(self.settings)
-        self._write = threading.RLock()  # one ingest / delete / reindex at a time
+        self._write = threading.RLock()  # the one write lock: one ingest / delete / reindex at a time
         self._swap = RWLock()  # readers: searches; writer: switching the active collection, close
         self._closed = False
+        self._catalog = catalog.Catalog(ttl=CATALOG_TTL if self.root.kind == "server" else None)
+        self._routing = functools.lru_cache(maxsize=64)(self._route)
+        self._model_info: ModelInfo | None = None
         try:
             if embedder is None:
                 from embedder.runtime import Embedder
@@ -155,70 +159,41 @@ class Pipeline:
                                f"loaded; run `python -m indexer reindex` to rebuild it with {self.target.model_id!r}")
         return active.encoders
 
-    def _writer(self, active: _Active) -> DocumentWriter:
-        return DocumentWriter(active.collection, self._usable(active), self.files, self.settings.batch_size)
-
     # --- ingest ----------------------------------------------------------------------------------------
-    def ingest(self, items: Iterable[str | os.PathLike | Upload | tuple[str, bytes]] | str | os.PathLike | Upload,
+    def ingest(self, items: Iterable[str | os.PathLike | Source] | str | os.PathLike | Source,
                progress: Progress | None = None, workers: int = 1) -> IngestReport:
-        """Index files, folders (recursive) and uploads; one status per file, never stops on a bad file.
-        ``workers`` > 1 embeds in that many worker processes (bulk ingest, see ``bulk.py``); same results."""
-        if isinstance(items, str | os.PathLike | Upload) or (
-                isinstance(items, tuple) and len(items) == 2 and isinstance(items[1], bytes | bytearray)):
+        """Index files, folders (recursive) and uploads (``Source.upload``); one status per file, never stops on a
+        bad file.  ``workers`` > 1 embeds in that many worker processes (bulk ingest, see ``bulk.py``); same
+        results."""
+        if isinstance(items, str | os.PathLike | Source):
             items = [items]
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         t0 = time.perf_counter()
-        notify = progress or (lambda event: None)
         with self._write:
             active = self._current()
-            writer = self._writer(active)
             sources = expand(items)
-            keep, max_bytes = self.settings.keep_files, self.settings.max_file_bytes
+            loop = self._loop(DocumentWriter(active.collection, self._usable(active), self.files), progress)
             if workers > 1 and sources:
                 try:
-                    statuses, store_error = ingest_with_workers(writer, sources, workers, keep, max_bytes, notify)
+                    statuses, store_error = run_with_workers(loop, sources, workers)
                 except WorkersUnavailable as exc:
                     raise IndexerError(str(exc)) from exc
             else:
-                statuses, store_error = self._ingest_here(writer, sources, notify)
+                statuses, store_error = loop.run(sources, ReadAhead(loop, sources))
             if store_error is None and any(s.status == "ok" for s in statuses):
-                self._maybe_optimize(active.collection, notify)
+                self._maybe_optimize(active.collection, loop.notify)
         return IngestReport(tuple(statuses), time.perf_counter() - t0, store_error)
 
-    def _ingest_here(self, writer: DocumentWriter, sources: list[Source], notify: Progress
-                     ) -> tuple[list[FileStatus], str | None]:
-        """The one-process path (``workers=1``)."""
-        statuses: list[FileStatus] = []
-        store_error = None
-        max_bytes = self.settings.max_file_bytes
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="moesearch-read") as reader:
-            # the next file is read, extracted and chunked (pure Python) while this one embeds (onnxruntime)
-            ahead = reader.submit(prepare, writer, sources[0], max_bytes) if sources else None
-            for i, source in enumerate(sources):
-                current = ahead
-                if i + 1 < len(sources) and store_error is None:
-                    ahead = reader.submit(prepare, writer, sources[i + 1], max_bytes)
-                if store_error is not None:
-                    statuses.append(FileStatus(source.name, "failed", f"not attempted: the store failed "
-                                               f"({store_error})", path=source.key))
-                    continue
+    def _loop(self, writer: DocumentWriter, progress: Progress | None) -> IngestLoop:
+        def notify(event: ProgressEvent) -> None:
+            if event.stage == "done":  # a file was settled: listings read the store again
+                self._catalog.changed()
+            if progress is not None:
+                progress(event)
 
-                def report(stage: str, done: int, total: int, i=i, source=source) -> None:
-                    notify(ProgressEvent(stage, i, len(sources), source.name, done, total))
-
-                report("read", 0, 0)
-                try:
-                    status = commit(writer, current.result(), self.settings.keep_files, report)
-                except StoreFailure as exc:
-                    store_error = str(exc)
-                    status = FileStatus(source.name, "failed", f"store error: {exc}", path=source.key)
-                except Exception as exc:  # e.g. the embedder failed on this file
-                    log.exception("ingest of %s failed", source.key)
-                    status = FileStatus(source.name, "failed", f"{type(exc).__name__}: {exc}", path=source.key)
-                statuses.append(status)
-                notify(ProgressEvent("done", i + 1, len(sources), source.name))
-        return statuses, store_error
+        s = self.settings
+        return IngestLoop(writer, s.keep_files, s.max_file_bytes, s.batch_size, notify)
 
     def _maybe_optimize(self, collection: Collection, notify: Progress) -> None:
         threshold = self.settings.hnsw_threshold
@@ -256,54 +231,38 @@ class Pipeline:
         return merge_text(self.neighbours(hit, before, after))
 
     # --- documents -------------------------------------------------------------------------------------
-    def documents(self) -> list[DocumentInfo]:
+    def documents(self, offset: int = 0, limit: int | None = None) -> list[DocumentInfo]:
+        """The indexed documents sorted by file name, ``limit`` of them from ``offset`` (all by default).  The
+        list is read from the store again only after a change (see ``catalog.py``)."""
         with self._swap.read():
-            records = scroll_all(self._current().collection, DOC_RECORDS)
-        docs = [DocumentInfo(doc_id=p["doc_id"], source=p["source"], path=p.get("path", ""),
-                             doc_type=p.get("doc_type", ""), pages=int(p.get("pages", 0)),
-                             chunks=int(p.get("chunks", 0)), ingested_at=p.get("ingested_at", ""),
-                             size_bytes=int(p.get("size_bytes", 0)), model_id=p.get("model_id", ""),
-                             notes=tuple(p.get("notes") or ()), kept_copy=bool(p.get("kept_copy")))
-                for p in (r.payload for r in records)]
-        return sorted(docs, key=lambda d: (d.source.lower(), d.ingested_at))
+            return self._catalog.page(self._current().collection, offset, limit)
 
-    def _resolve(self, collection: Collection, target: str) -> list[str]:
-        target = target.strip()
-        if DOC_ID.fullmatch(target):
-            return [target] if collection.count([Match("doc_id", (target,))]) else []
-        for key in ("path", "source"):
-            values = (target, str(Path(target).expanduser().absolute())) if key == "path" else (target,)
-            found = scroll_all(collection, [*DOC_RECORDS, Match(key, values)])
-            if found:
-                return [r.payload["doc_id"] for r in found]
-        return []
+    def documents_by_id(self, doc_ids: Iterable[str]) -> dict[str, DocumentInfo]:
+        """The records of these documents (e.g. of search hits), by doc_id; unknown ids are left out."""
+        with self._swap.read():
+            return catalog.by_id(self._current().collection, doc_ids)
+
+    def facets(self) -> Facets:
+        """The file names and document types in the index (for search filters)."""
+        with self._swap.read():
+            return self._catalog.facets(self._current().collection)
 
     def delete(self, target: str) -> list[str]:
         """Delete documents by doc_id, path or file name; returns the doc_ids removed ([] if none matched)."""
         with self._write:
             active = self._current()
             writer = DocumentWriter(active.collection, active.encoders, self.files)
-            doc_ids = self._resolve(active.collection, target)
+            doc_ids = catalog.resolve(active.collection, target)
             for doc_id in doc_ids:
                 writer.delete(doc_id)
+            self._catalog.changed()
             return doc_ids
 
     def document_file(self, doc_id: str) -> DocumentFile:
-        """The original bytes of an ingested document (kept copy, or the file at its path if unchanged)."""
+        """A handle on the original of an ingested document (kept copy, or the file at its path if unchanged);
+        its bytes are read by ``DocumentFile.read()``."""
         with self._swap.read():
-            found = self._current().collection.retrieve([record_id(doc_id)])
-        if not found:
-            raise IndexerError(f"no document {doc_id!r}")
-        p = found[0].payload
-        data = self.files.get(doc_id) if DOC_ID.fullmatch(doc_id) else None
-        path = p.get("path") or None
-        if data is None and path and Path(path).is_file():
-            candidate = Path(path).read_bytes()
-            data = candidate if sha256(candidate) == doc_id else None
-        if data is None:
-            raise IndexerError(f"the original of {p['source']} is not available: no copy was kept and {path} has "
-                               "changed or moved since it was ingested")
-        return DocumentFile(p["source"], data, MIME.get(p.get("doc_type", ""), "application/octet-stream"), path)
+            return catalog.document_file(self._current().collection, self.files, doc_id)
 
     def stats(self) -> Stats:
         with self._swap.read():
@@ -311,19 +270,33 @@ class Pipeline:
             col = active.collection
             docs, chunks = col.count(DOC_RECORDS), col.count(VISIBLE)
             incomplete = col.count([Match("kind", (CHUNK,)), Match("state", (WRITING,))])
-            store = self.root.info(col.name)
+            store, cluster = self.root.info(col.name), self.root.cluster(col.name)
         return Stats(documents=docs, chunks=chunks, backend=self.root.kind, location=self.root.location,
                      collection=col.name, model_id=active.spec.model_id, dim=active.spec.dim,
                      configured_model_id=self.target.model_id, reindex_needed=not active.spec.same_index(self.target),
-                     incomplete_chunks=incomplete,
+                     incomplete_chunks=incomplete, cluster=cluster,
                      extra={"chunk_tokens": active.spec.chunk_tokens, "chunk_overlap": active.spec.chunk_overlap,
                             "embedder_provider": getattr(self.embedder, "provider", ""),
                             "store": store})
 
+    # --- the model -------------------------------------------------------------------------------------------
+    def model_info(self) -> ModelInfo:
+        """The configured model: id, folder, card, the onnxruntime provider really running, its settings."""
+        if self._model_info is None:
+            self._model_info = model_info(self.embedder)
+        return self._model_info
+
+    def routing(self, text: str, query: bool = True) -> RoutingView | None:
+        """The router's choices for ``text``'s own tokens (as a query or a document); None for a model without
+        routers.  Kept for the last few texts, so a page that reruns does not run the model again."""
+        return self._routing(text, query)
+
+    def _route(self, text: str, query: bool) -> RoutingView | None:
+        return routing_view(self.embedder, text, query)
+
     # --- reindex -------------------------------------------------------------------------------------------
     def reindex(self, progress: Progress | None = None, force: bool = False) -> IngestReport:
         """Re-embed every document with the configured model into a new collection, then switch to it."""
-        notify = progress or (lambda event: None)
         t0 = time.perf_counter()
         with self._write:
             old = self._current()
@@ -335,14 +308,15 @@ class Pipeline:
             new = self._create(name, self.target, "building")
             encoders = Encoders(self.embedder, self.target)
             try:
-                statuses = self._copy_documents(old.collection, DocumentWriter(new, encoders, self.files,
-                                                                               self.settings.batch_size), notify)
+                loop = self._loop(DocumentWriter(new, encoders, self.files), progress)
+                sources = stored_sources(old.collection)
+                statuses, _ = loop.run(sources, ReadAhead(loop, sources))
                 failed = [f"{f.name}: {f.reason}" for f in statuses if f.status == "failed"]
                 if failed:  # switching now would lose these documents: keep the old index
                     raise IndexerError(f"reindex stopped, the index is unchanged: {len(failed)} document(s) could "
                                        f"not be rebuilt ({'; '.join(failed[:3])})")
                 new.upsert([PointRecord(META_ID, self.target.to_payload("ready"))])
-                self._maybe_optimize(new, notify)
+                self._maybe_optimize(new, loop.notify)
             except BaseException:
                 self.root.drop(name)
                 raise
@@ -350,35 +324,5 @@ class Pipeline:
                 self.root.activate(name)
                 self._active = _Active(new, self.target, encoders)
                 self.root.drop(old.collection.name)
+            self._catalog.changed()
         return IngestReport(tuple(statuses), time.perf_counter() - t0)
-
-    def _copy_documents(self, old: Collection, writer: DocumentWriter, notify: Progress) -> list[FileStatus]:
-        records = scroll_all(old, DOC_RECORDS)
-        statuses = []
-        for i, record in enumerate(records):
-            p = record.payload
-            t0 = time.perf_counter()
-            pieces: dict[int, list[tuple[int, int, str]]] = {}
-            for r in scroll_all(old, [*VISIBLE, Match("doc_id", (p["doc_id"],))]):
-                pieces.setdefault(int(r.payload["page"]), []).append(
-                    (int(r.payload["char_start"]), int(r.payload["char_end"]), r.payload["text"]))
-            try:
-                pages = [(page, rebuild_page(pieces[page])) for page in sorted(pieces)]
-            except ValueError as exc:
-                statuses.append(FileStatus(p["source"], "failed", f"stored chunks are damaged ({exc}); delete and "
-                                           "ingest this file again", path=p.get("path", ""), doc_id=p["doc_id"]))
-                continue
-            extracted = Extracted(p.get("doc_type", "txt"), tuple(pages), int(p.get("pages", len(pages))),
-                                  tuple(p.get("notes") or ()))
-            chunks = writer.encoders.chunk(pages)
-            source = Source(p["source"], p.get("path", p["source"]))
-            writer.write(p["doc_id"], source, extracted, chunks, p.get("ingested_at", ""),
-                         on_batch=lambda d, t, i=i, s=p["source"]: notify(ProgressEvent("embed", i, len(records), s,
-                                                                                         d, t)),
-                         record_extra={"size_bytes": int(p.get("size_bytes", 0)),
-                                       "kept_copy": bool(p.get("kept_copy"))})
-            statuses.append(FileStatus(p["source"], "ok", path=p.get("path", ""), doc_id=p["doc_id"],
-                                       pages=extracted.page_count, chunks=len(chunks),
-                                       seconds=time.perf_counter() - t0))
-            notify(ProgressEvent("done", i + 1, len(records), p["source"]))
-        return statuses

@@ -1,7 +1,8 @@
-"""The value types the pipeline API takes and returns (frozen, JSON-able through ``to_dict``)."""
+"""The value types the pipeline API takes and returns (frozen, JSON-able through ``to_dict``), and its error."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timezone
 
@@ -12,16 +13,8 @@ STATUSES = ("ok", "duplicate", "skipped", "failed")
 STAGES = ("read", "embed", "index", "done")
 
 
-@dataclass(frozen=True)
-class Upload:
-    """A file given as bytes (an app upload); ``name`` is its file name."""
-
-    name: str
-    data: bytes
-
-    def __post_init__(self) -> None:
-        if not self.name or "/" in self.name or "\\" in self.name:
-            raise ValueError(f"upload name must be a plain file name, got {self.name!r}")
+class IndexerError(RuntimeError):
+    """The request cannot be served as things stand (e.g. the index needs a reindex); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -203,12 +196,25 @@ class DocumentInfo:
 
 @dataclass(frozen=True)
 class DocumentFile:
-    """An ingested file's original bytes, for download."""
+    """A handle on an ingested file's original (kept copy, or the file at its path): ``read()`` loads the bytes,
+    and raises ``IndexerError`` if the file at the path no longer has the ingested content."""
 
     name: str
-    data: bytes
     mime: str
-    path: str | None = None
+    size_bytes: int
+    path: str | None
+    reader: Callable[[], bytes] = field(repr=False, compare=False)
+
+    def read(self) -> bytes:
+        return self.reader()
+
+
+@dataclass(frozen=True)
+class Facets:
+    """The values the documents of the index have, for search filters (sorted, case-insensitively)."""
+
+    sources: tuple[str, ...]
+    doc_types: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,7 @@ class Stats:
     configured_model_id: str = ""
     reindex_needed: bool = False
     incomplete_chunks: int = 0  # chunks of interrupted ingests (invisible; cleaned when the file is ingested again)
+    cluster: dict | None = None  # a Qdrant server: cluster status, peers and shards (or "error"); None if embedded
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

@@ -21,6 +21,7 @@ if not admin_gate():
 state = st.session_state
 state.setdefault("upload_round", 0)
 cap_mb = service.settings.max_file_mb
+PAGE_SIZE = 50  # documents per page of the table
 
 with st.container(horizontal=True, vertical_alignment="center"):
     st.markdown("## :material/upload_file: Ingest documents", width="content")
@@ -37,7 +38,7 @@ def start_job(start) -> bool:
     except Busy as exc:
         st.warning(f"Another job is running; {md_escape(str(exc))}.")
         return False
-    state["job_id"] = job.id
+    state["job"] = job
     state["upload_round"] += 1  # a fresh (empty) uploader
     return True
 
@@ -76,18 +77,18 @@ with folder_tab:
 
 def job_panel() -> None:
     """This session's latest job (progress bar, then its per-file report), or someone else's running job."""
-    job = service.job_by_id(state.get("job_id"))
+    job = state.get("job")
     running = service.busy
-    if job is None or (running is not None and running.id != job.id and job.done.is_set()):
+    if job is None or (running is not None and running is not job and job.finished):
         if running is not None:
-            state["watching"] = running.id
+            state["watching"] = True
             st.progress(running.fraction, text=f"Running now: {md_escape(running.describe())}. Searches keep working.")
         elif state.pop("watching", None) is not None:
             st.rerun()  # someone else's job just finished: refresh the documents table
         if job is None:
             return
     title = f"{job.kind.capitalize()} of {job.label}"
-    if not job.done.is_set():
+    if not job.finished:
         st.progress(job.fraction, text=md_escape(f"{title}: {job.message}"))
         return
     if job.error:
@@ -96,21 +97,28 @@ def job_panel() -> None:
     else:
         st.progress(1.0, text=md_escape(f"{job.kind.capitalize()} finished: {job.label}"))
         report_table(job.result, title)
-    if state.get("job_shown") != job.id:
-        state["job_shown"] = job.id
+    if state.get("job_shown") is not job:
+        state["job_shown"] = job
         st.rerun()  # refresh the documents table below
 
 
 st.fragment(run_every=0.5 if service.busy is not None else None)(job_panel)()
 
 # --- documents ----------------------------------------------------------------------------------------------------
-docs = service.documents()
-st.markdown(f"### Documents ({len(docs)})")
+stats = service.stats()
+total = stats.documents
+st.markdown(f"### Documents ({total})")
 if flash := state.pop("flash", None):
     getattr(st, flash[0])(flash[1])
-if not docs:
+if not total:
     st.caption("No documents yet.")
 else:
+    pages = math.ceil(total / PAGE_SIZE)
+    page = 1
+    if pages > 1:
+        page = st.number_input(f"Page (of {pages}, {PAGE_SIZE} documents each)", 1, pages, key="doc_page",
+                               width=220)
+    docs = service.documents((page - 1) * PAGE_SIZE, PAGE_SIZE)
     st.dataframe(documents_frame(docs), hide_index=True, width="stretch")
     labels = {d.doc_id: f"{d.source} · {local_time(d.ingested_at)} · {d.doc_id[:8]}" for d in docs}
 
@@ -135,13 +143,12 @@ else:
 
 # --- re-index -----------------------------------------------------------------------------------------------------
 st.markdown("### Re-index")
-stats = service.stats()
 if stats.reindex_needed:
     st.warning(f"The index was built with `{stats.model_id}`; the app is configured for "
                f"`{stats.configured_model_id}`. Re-index to search with the new model.")
 else:
     st.caption(f"The index is up to date with `{stats.model_id}`. Re-indexing re-embeds every document with it "
                "into a new collection and switches over when done; searches keep using the old one until then.")
-if st.button("Re-index all documents", key="reindex", icon=":material/refresh:", disabled=not docs):
+if st.button("Re-index all documents", key="reindex", icon=":material/refresh:", disabled=not total):
     if start_job(lambda: service.start_reindex(force=not stats.reindex_needed)):
         st.rerun()  # show the job's progress in the panel above

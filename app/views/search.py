@@ -12,7 +12,6 @@ from app.snippets import md_escape
 inject_css()
 service = service_or_stop()
 stats = service.stats()
-docs = service.documents()
 
 st.markdown("## :material/manage_search: moesearch")
 st.caption(f"Search {stats.documents} documents ({stats.chunks} passages) · model `{stats.model_id}`")
@@ -36,7 +35,7 @@ if stats.documents == 0:
             st.warning(f"Another ingest is running: {md_escape(str(exc))}.")
         else:
             bar = st.progress(0.0, text="Loading the sample corpus...")
-            while not job.done.wait(0.25):
+            while not job.wait(0.25):
                 bar.progress(job.fraction, text=job.message)
             if job.error is None and job.result.ok:
                 st.rerun()
@@ -49,8 +48,8 @@ if stats.documents == 0:
 
 query = st.text_input("Search", key="q", bind="query-params", placeholder="Ask a question or type some words...",
                       label_visibility="collapsed", icon=":material/search:")
-sources = sorted({d.source for d in docs}, key=str.lower)
-types = sorted({d.doc_type for d in docs if d.doc_type})
+facets = service.facets()
+sources, types = list(facets.sources), list(facets.doc_types)
 with st.container(horizontal=True, vertical_alignment="bottom", gap="medium"):
     mode = st.segmented_control("Mode", MODES, default="hybrid", key="mode", required=True, bind="query-params",
                                 format_func=str.capitalize,
@@ -95,11 +94,10 @@ if not hits:
     st.stop()
 
 st.caption(f"{len(hits)} results · {mode} · {seconds * 1000:.0f} ms")
-by_id = {d.doc_id: d for d in docs}
+by_id = service.documents_by_id(h.doc_id for h in hits)
 left, right = st.columns([2.2, 1], gap="large")
 with left:
-    originals: dict[str, bytes | None] = {}
     for rank, hit in enumerate(hits, 1):
-        result_card(service, rank, hit, mode, query, by_id.get(hit.doc_id), originals)
+        result_card(service, rank, hit, mode, query, by_id.get(hit.doc_id))
 with right:
     routing_panel(service, query, hits[0])

@@ -10,7 +10,7 @@ from app.snippets import local_time
 inject_css()
 service = service_or_stop()
 stats = service.stats()
-card = service.model_card()
+card = service.model_info()
 
 st.markdown("## :material/monitor_heart: Status")
 with st.container(horizontal=True):
@@ -43,9 +43,8 @@ with right:
             "re-index needed": "yes" if stats.reindex_needed else "no",
             "interrupted chunks (hidden)": stats.incomplete_chunks,
             "chunk tokens / overlap": f"{stats.extra.get('chunk_tokens', '')} / {stats.extra.get('chunk_overlap', '')}"}
-    cluster = service.cluster_status()
-    if cluster is not None:
-        rows.update({f"cluster: {k}": v for k, v in cluster.items()})
+    if stats.cluster is not None:
+        rows.update({f"cluster: {k}": v for k, v in stats.cluster.items()})
     key_values(rows)
     if (job := service.busy) is not None:
         st.info(f"Running now: {job.describe()}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..settings import IndexerSettings
+from indexer.settings import IndexerSettings
+
 from .base import (
     DENSE,
     MODES,

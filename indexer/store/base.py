@@ -8,7 +8,7 @@ dense, sparse and RRF-fused queries under payload filters.  The store never inte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -118,6 +118,21 @@ class Record:
     payload: dict[str, Any]
     score: float = 0.0
 
+    @classmethod
+    def of(cls, point) -> Record:
+        """From a point either client returns (id, payload, optional score)."""
+        return cls(str(point.id), dict(point.payload or {}), float(getattr(point, "score", 0.0) or 0.0))
+
+
+def named_vectors(point: PointRecord, sparse: Callable[[SparseVec], Any]) -> dict[str, Any]:
+    """A point's vectors by name (dense as a float32 list, sparse in the client's own type), for an upsert."""
+    vector: dict[str, Any] = {}
+    if point.dense is not None:
+        vector[DENSE] = np.asarray(point.dense, dtype=np.float32).tolist()
+    if point.sparse is not None and len(point.sparse):
+        vector[SPARSE] = sparse(point.sparse)
+    return vector
+
 
 @dataclass(frozen=True)
 class CollectionSpec:
@@ -178,6 +193,7 @@ class Root(Protocol):
     def activate(self, name: str) -> None: ...
     def drop(self, name: str) -> None: ...
     def info(self, name: str) -> dict: ...
+    def cluster(self, name: str) -> dict | None: ...  # a server's cluster status (None: embedded)
     def close(self) -> None: ...
 
 

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import qdrant_edge as qe
 
 from .base import (
@@ -36,6 +35,7 @@ from .base import (
     SparseVec,
     StoreError,
     Where,
+    named_vectors,
 )
 from .lock import FolderLock
 
@@ -66,10 +66,6 @@ def _sparse(vec: SparseVec) -> qe.SparseVector:
     return qe.SparseVector(list(vec.indices), list(vec.values))
 
 
-def _record(point) -> Record:
-    return Record(str(point.id), dict(point.payload or {}), float(getattr(point, "score", 0.0) or 0.0))
-
-
 class EdgeCollection:
     def __init__(self, name: str, shard: qe.EdgeShard):
         self.name = name
@@ -77,14 +73,7 @@ class EdgeCollection:
         self._closed = False
 
     def upsert(self, points: Sequence[PointRecord]) -> None:
-        out = []
-        for p in points:
-            vector: dict[str, Any] = {}
-            if p.dense is not None:
-                vector[DENSE] = np.asarray(p.dense, dtype=np.float32).tolist()
-            if p.sparse is not None and len(p.sparse):
-                vector[SPARSE] = _sparse(p.sparse)
-            out.append(qe.Point(p.id, vector, p.payload))
+        out = [qe.Point(p.id, named_vectors(p, _sparse), p.payload) for p in points]
         if out:
             self.shard.update(qe.UpdateOperation.upsert_points(out))
 
@@ -106,12 +95,12 @@ class EdgeCollection:
     def scroll(self, where: Where = (), limit: int = 256, offset: Any = None) -> tuple[list[Record], Any]:
         records, nxt = self.shard.scroll(qe.ScrollRequest(offset=offset, limit=limit, filter=edge_filter(where),
                                                           with_payload=True, with_vector=False))
-        return [_record(r) for r in records], nxt
+        return [Record.of(r) for r in records], nxt
 
     def retrieve(self, ids: Sequence[str]) -> list[Record]:
         if not ids:
             return []
-        return [_record(r) for r in self.shard.retrieve(list(ids), with_payload=True, with_vector=False)]
+        return [Record.of(r) for r in self.shard.retrieve(list(ids), with_payload=True, with_vector=False)]
 
     def query(self, spec: QuerySpec) -> list[Record]:
         flt = edge_filter(spec.where)
@@ -132,7 +121,7 @@ class EdgeCollection:
         else:
             request = qe.QueryRequest(limit=spec.limit, query=qe.Query.Nearest(_sparse(spec.sparse), using=SPARSE),
                                       filter=flt, with_payload=True)
-        return [_record(p) for p in self.shard.query(request)]
+        return [Record.of(p) for p in self.shard.query(request)]
 
     def unindexed(self) -> int:
         """Dense vectors not yet in an HNSW graph (the engine counts sparse vectors as indexed too)."""
@@ -240,6 +229,9 @@ class EdgeRoot:
         except Exception as exc:
             out["error"] = f"{type(exc).__name__}: {exc}"
         return out
+
+    def cluster(self, name: str) -> None:
+        return None  # embedded: no cluster
 
     def _close_one(self, name: str) -> None:
         col = self._open.pop(name, None)

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as m
 
@@ -32,6 +31,7 @@ from .base import (
     SparseVec,
     StoreError,
     Where,
+    named_vectors,
 )
 from .lock import FolderLock
 
@@ -58,10 +58,6 @@ def _sparse(vec: SparseVec) -> m.SparseVector:
     return m.SparseVector(indices=list(vec.indices), values=list(vec.values))
 
 
-def _record(point) -> Record:
-    return Record(str(point.id), dict(point.payload or {}), float(getattr(point, "score", 0.0) or 0.0))
-
-
 class ClientCollection:
     def __init__(self, name: str, client: QdrantClient, guard: contextlib.AbstractContextManager, server: bool):
         self.name = name
@@ -71,14 +67,7 @@ class ClientCollection:
         self._write = dict(wait=True, ordering=m.WriteOrdering.STRONG) if server else dict(wait=True)
 
     def upsert(self, points: Sequence[PointRecord]) -> None:
-        structs = []
-        for p in points:
-            vector: dict[str, Any] = {}
-            if p.dense is not None:
-                vector[DENSE] = np.asarray(p.dense, dtype=np.float32).tolist()
-            if p.sparse is not None and len(p.sparse):
-                vector[SPARSE] = _sparse(p.sparse)
-            structs.append(m.PointStruct(id=p.id, vector=vector, payload=p.payload))
+        structs = [m.PointStruct(id=p.id, vector=named_vectors(p, _sparse), payload=p.payload) for p in points]
         if structs:
             with self._guard:
                 self.client.upsert(self.name, structs, **self._write)
@@ -107,13 +96,13 @@ class ClientCollection:
         with self._guard:
             records, nxt = self.client.scroll(self.name, scroll_filter=client_filter(where), limit=limit,
                                               offset=offset, with_payload=True, with_vectors=False)
-        return [_record(r) for r in records], nxt
+        return [Record.of(r) for r in records], nxt
 
     def retrieve(self, ids: Sequence[str]) -> list[Record]:
         if not ids:
             return []
         with self._guard:
-            return [_record(r) for r in self.client.retrieve(self.name, list(ids), with_payload=True)]
+            return [Record.of(r) for r in self.client.retrieve(self.name, list(ids), with_payload=True)]
 
     def query(self, spec: QuerySpec) -> list[Record]:
         flt = client_filter(spec.where)
@@ -131,7 +120,7 @@ class ClientCollection:
             else:
                 res = self.client.query_points(self.name, query=_sparse(spec.sparse), using=SPARSE,
                                                query_filter=flt, limit=spec.limit, with_payload=True)
-        return [_record(p) for p in res.points]
+        return [Record.of(p) for p in res.points]
 
     def unindexed(self) -> int:
         return 0  # the server indexes by itself; local mode has no HNSW
@@ -253,13 +242,28 @@ class ClientRoot:
                     params = info.config.params
                     out.update(shard_number=params.shard_number, replication_factor=params.replication_factor,
                                write_consistency_factor=params.write_consistency_factor)
-                    cluster = self.client.cluster_status()
-                    out["cluster"] = str(getattr(cluster, "status", cluster))
-                    out["peers"] = len(getattr(cluster, "peers", None) or {}) or 1
-                    shards = self.client.collection_cluster_info(name)
-                    out.update(local_shards=len(shards.local_shards or []),
-                               remote_shards=len(shards.remote_shards or []))
-        except Exception as exc:  # an old server or a disabled cluster API: report it, do not fail
+        except Exception as exc:
+            out["error"] = f"{type(exc).__name__}: {exc}"
+        return out
+
+    def cluster(self, name: str) -> dict | None:
+        """A server's cluster status, peers and the collection's shards (None for local modes); never raises."""
+        if not self._server():
+            return None
+        out: dict[str, Any] = {}
+        try:
+            with self._guard:
+                status = self.client.cluster_status()
+                out["cluster"] = str(getattr(status, "status", status))
+                peers = getattr(status, "peers", None)
+                if peers:
+                    out["peers"] = len(peers)
+                    out["this peer"] = getattr(status, "peer_id", "")
+                shards = self.client.collection_cluster_info(name)
+                out["shards"] = getattr(shards, "shard_count", "")
+                out["local shards"] = len(getattr(shards, "local_shards", None) or [])
+                out["remote shards"] = len(getattr(shards, "remote_shards", None) or [])
+        except Exception as exc:  # an old server, a disabled cluster API, a timeout: report it, do not fail
             out["error"] = f"{type(exc).__name__}: {exc}"
         return out
 

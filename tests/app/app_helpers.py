@@ -44,8 +44,6 @@ def texts(elements) -> str:
 
 def finish_job(at, timeout: float = 60.0):
     """Wait for the background job this session started, then rerun the page to show its report."""
-    from app.service import get_service
-
-    job = get_service().job_by_id(at.session_state["job_id"])
-    assert job is not None and job.done.wait(timeout), "the job did not finish"
+    job = at.session_state["job"]
+    assert job is not None and job.wait(timeout), "the job did not finish"
     return at.run()

@@ -136,24 +136,30 @@ def test_folder_ingest_delete_and_reindex(app_env, monkeypatch, admin_hash):
 
 
 def test_a_second_admin_is_told_to_wait_instead_of_blocking(app_env, monkeypatch, admin_hash):
-    import time
+    import threading
 
-    from app.service import Job
+    from indexer import ProgressEvent
 
     monkeypatch.setenv(ENV_VAR, admin_hash)
     at = sign_in(open_page(INGEST))
     service = get_service()
-    assert service._guard.acquire(blocking=False)  # another session's ingest is running
-    service.job = Job("ingest", "12 uploaded files", time.time(), id=-1, fraction=0.4, message="embedded 40/100 chunks")
+    hold = threading.Event()
+
+    def other_ingest(notify):  # another session's ingest, stuck at 40 %
+        notify(ProgressEvent("embed", 0, 1, "big.pdf", 40, 100))
+        assert hold.wait(60)
+
+    other = service.start("ingest", "12 uploaded files", other_ingest)
     try:
         at.run()
         assert "Running now: ingest of 12 uploaded files" in plain(at.get("progress")[0].text)
         at.file_uploader[0].set_value([GOOD]).run()
         at.button(key="ingest-uploads").click().run()
         assert "Another job is running; wait for the running ingest of 12 uploaded files" in texts(at.warning)
+        assert "40%: big.pdf: embedded 40/100 chunks" in texts(at.warning)
         assert not at.exception and at.file_uploader[0].value  # the batch is kept for a retry
     finally:
-        service.job = None
-        service._guard.release()
+        hold.set()
+    assert other.wait(60) and other.error is None
     finish_job(at.button(key="ingest-uploads").click().run())
     assert _report(at)["kestrel-notes.txt"] == ("ok", "")

@@ -9,7 +9,7 @@ from app_helpers import htmls, open_page, texts
 
 from app.sample import EXAMPLES, sample_files
 from app.service import get_service
-from indexer.pipeline import Upload
+from indexer import Source
 
 XSS = ("Field report. <script>window.__xss = 1; alert('pwned')</script> The pelican survey found "
        "<img src=x onerror=\"alert('img')\"> nesting colonies & eggs near <b>the</b> estuary.")
@@ -115,7 +115,7 @@ def test_no_hits_and_bad_queries_get_messages_not_tracebacks(app_env):
 
 def test_snippets_are_escaped_before_highlighting(app_env, monkeypatch):
     monkeypatch.setenv("MOESEARCH_CHUNK_TOKENS", "120")  # the whole note in one chunk
-    _ingest([Upload("field-notes.txt", XSS.encode())])
+    _ingest([Source.upload("field-notes.txt", XSS.encode())])
     at = open_page()
     _search(at, "pelican nesting script")
     assert not at.exception

@@ -1,9 +1,8 @@
-"""The shared Service: searches during an ingest, one writer at a time, router views, cluster status."""
+"""The shared Service: searches during an ingest, one writer at a time, router views, the store's cluster."""
 
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,8 +10,7 @@ import pytest
 from app import charts
 from app.sample import sample_files
 from app.service import Busy, Service
-from indexer.pipeline import Upload
-from indexer.settings import IndexerSettings
+from indexer import IndexerSettings, Source
 
 WAIT = 60  # seconds: a generous bound for "did not hang", not a speed claim
 
@@ -36,7 +34,7 @@ def test_searches_run_while_an_ingest_is_in_progress_and_writers_are_refused(ser
             assert release.wait(WAIT)  # hold the ingest (and the pipeline's writer lock) right here
 
     def ingest() -> None:
-        uploads = [Upload(f"heron-{i}.txt", f"The grey heron {i} stood in the reeds. ".encode() * 20)
+        uploads = [Source.upload(f"heron-{i}.txt", f"The grey heron {i} stood in the reeds. ".encode() * 20)
                    for i in range(3)]
         result["report"] = service.ingest(uploads, "herons", progress)
 
@@ -119,20 +117,17 @@ def test_routing_view_covers_the_text_tokens_only(service):
     charts.heatmap(view, "q").to_dict()  # a valid Vega-Lite spec
 
 
-def test_cluster_status_only_for_servers(service):
-    assert service.cluster_status() is None  # embedded store
-    peers = {"1": {}, "2": {}, "3": {}}
-    client = SimpleNamespace(
-        cluster_status=lambda: SimpleNamespace(status="enabled", peers=peers, peer_id=1),
-        collection_cluster_info=lambda name: SimpleNamespace(shard_count=6, local_shards=[1, 2], remote_shards=[3] * 4))
-    fake = Service.__new__(Service)
-    fake.pipeline = SimpleNamespace(root=SimpleNamespace(kind="server", client=client))
-    fake.stats = lambda: SimpleNamespace(collection="moesearch-x")
-    assert fake.cluster_status() == {"cluster": "enabled", "peers": 3, "this peer": 1, "shards": 6,
-                                     "local shards": 2, "remote shards": 4}
+def test_routing_is_kept_for_reruns(service, monkeypatch):
+    emb = service.pipeline.embedder
+    calls = []
+    real = emb.route
+    monkeypatch.setattr(emb, "route", lambda text, query=True: (calls.append((text, query)), real(text, query))[1])
+    first = service.routing("the origin of species", query=True)
+    again = service.routing("the origin of species", query=True)
+    assert again is first and calls == [("the origin of species", True)]  # a rerun does not run the model
+    service.routing("the origin of species", query=False)
+    assert len(calls) == 2  # as a document it is another text for the router (another prefix)
 
-    def down():
-        raise ConnectionError("no route to host")
 
-    client.cluster_status = down
-    assert fake.cluster_status() == {"error": "ConnectionError: no route to host"}
+def test_an_embedded_store_has_no_cluster(service):
+    assert service.stats().cluster is None

@@ -6,8 +6,7 @@ from app_helpers import htmls, open_page, texts
 
 from app.sample import sample_files
 from app.service import get_service
-from indexer.pipeline import Pipeline
-from indexer.settings import IndexerSettings
+from indexer import IndexerSettings, Pipeline
 
 
 def test_status_shows_model_provider_store_counts_and_last_ingest(app_env, tiny_model_dir):
@@ -20,7 +19,7 @@ def test_status_shows_model_provider_store_counts_and_last_ingest(app_env, tiny_
     get_service().ingest_sample()
     at.run()
     service = get_service()
-    card = service.model_card()
+    card = service.model_info()
     assert card.provider == service.pipeline.embedder.session.get_providers()[0] == "CPUExecutionProvider"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Documents"] == str(len(sample_files())) and metrics["Passages (chunks)"] != "0"

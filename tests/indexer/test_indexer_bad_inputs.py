@@ -8,6 +8,8 @@ import os
 import pytest
 from indexer_testfiles import corrupt, make_encrypted_pdf, make_image_pdf, make_pdf, make_png, sentences
 
+from indexer import Source
+
 
 @pytest.fixture
 def stored(pipeline, tmp_path):
@@ -117,7 +119,7 @@ def test_permission_denied(stored, tmp_path):
 
 
 def test_upload_over_the_cap_and_empty_upload(pipeline):
-    report = pipeline.ingest([("big.txt", b"a " * (3 * 1024 * 1024)), ("nothing.txt", b"")])
+    report = pipeline.ingest([Source.upload("big.txt", b"a " * (3 * 1024 * 1024)), Source.upload("nothing.txt", b"")])
     assert [f.status for f in report.files] == ["failed", "failed"]
     assert "size cap" in report.files[0].reason and "empty file" in report.files[1].reason
     assert pipeline.stats().documents == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from indexer_testfiles import make_pdf, sentences
 
-from indexer.bulk import QUEUED_PER_WORKER, BulkIngest
+from indexer.bulk import QUEUED_PER_WORKER, PoolFeed
 from indexer.cli import run
 from indexer.pipeline import IndexerError, Pipeline
 from indexer.schema import VISIBLE, chunk_id
@@ -35,7 +35,7 @@ def corpus(tmp_path):
     (docs / "page.html").write_text(f"<html><body><p>{sentences(10, 6, 'volcano')}</p></body></html>")
     (docs / "copy.txt").write_text((docs / "glaciers.txt").read_text())  # same bytes: a duplicate
     (docs / "broken.pdf").write_bytes(b"%PDF-1.7\n garbage")
-    (docs / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    (docs / "tool.exe").write_bytes(b"MZ\x90\x00" + b"\x00" * 50)
     for i in range(6):  # small files: one batch each
         (docs / f"note{i}.txt").write_text(sentences(3, 10 + i, "otter"))
     return docs
@@ -75,7 +75,7 @@ def test_two_workers_store_the_same_points_as_one(make_settings, tiny_embedder, 
     assert _summary(r1) == _summary(r2)
     statuses = {f.name: f.status for f in r2.files}
     assert statuses["glaciers.txt"] == "duplicate" and statuses["broken.pdf"] == "failed"
-    assert statuses["image.png"] == "skipped" and r2.ok == 10 and r2.store_error is None
+    assert statuses["tool.exe"] == "skipped" and r2.ok == 10 and r2.store_error is None
     assert v1 == v2 == c1 == c2 and d1 == d2 and len(v2) == r2.chunks > 10
     assert sorted(pt.id for pt in w1) == sorted(pt.id for pt in w2) == v2  # each chunk written once, no more
     by_id = {pt.id: pt for pt in w2}
@@ -115,13 +115,13 @@ def test_bulk_reingest_is_a_noop_and_a_failed_file_resumes(make_settings, tiny_e
         assert "late.txt" not in {d.source for d in p.documents()}
 
     monkeypatch.setattr(EmbedPool, "submit", real_submit)
-    held, real_fill = [], BulkIngest._fill
+    held, real_fill = [], PoolFeed._fill
 
     def fill(self):
         real_fill(self)
         held.append(len(self.pending))
 
-    monkeypatch.setattr(BulkIngest, "_fill", fill)
+    monkeypatch.setattr(PoolFeed, "_fill", fill)
     again, _, visible2, all2, docs2, _ = _ingest(settings, tiny_embedder, [corpus], workers=2)
     assert 0 < max(held) <= QUEUED_PER_WORKER * 2 + 1  # unchanged files queue no batch, yet few are held at once
     statuses = {f.name: f.status for f in again.files}

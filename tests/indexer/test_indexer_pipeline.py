@@ -7,10 +7,10 @@ import uuid
 import pytest
 from indexer_testfiles import make_pdf, sentences
 
-from indexer.ingest import StoreFailure
-from indexer.pipeline import IndexerError, Pipeline, SearchFilters, Upload
+from indexer.pipeline import IndexerError, Pipeline, SearchFilters, Source
 from indexer.schema import NAMESPACE, VISIBLE, chunk_id
 from indexer.store import Match, scroll_all
+from indexer.writer import StoreFailure
 
 
 def _write(folder, name, data):
@@ -28,7 +28,7 @@ def corpus(tmp_path):
     _write(docs, "report.pdf", make_pdf([sentences(15, 3, "enzyme"), sentences(15, 4, "kinase"),
                                          sentences(15, 5, "ribosome")]))
     _write(docs, "page.html", f"<html><body><p>{sentences(10, 6, 'volcano')}</p></body></html>")
-    _write(docs, "image.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    _write(docs, "tool.exe", b"MZ\x90\x00" + b"\x00" * 50)
     _write(docs, ".hidden.txt", "never read")
     return docs
 
@@ -41,9 +41,9 @@ def test_ingest_folder_search_and_list(pipeline, corpus):
     seen = []
     report = pipeline.ingest([corpus], progress=seen.append)
     by_name = {f.name: f for f in report.files}
-    assert set(by_name) == {"glaciers.txt", "solar.md", "report.pdf", "page.html", "image.png"}
+    assert set(by_name) == {"glaciers.txt", "solar.md", "report.pdf", "page.html", "tool.exe"}
     assert [by_name[n].status for n in ("glaciers.txt", "solar.md", "report.pdf", "page.html")] == ["ok"] * 4
-    assert by_name["image.png"].status == "skipped" and "not a supported document type" in by_name["image.png"].reason
+    assert by_name["tool.exe"].status == "skipped" and "not a supported document type" in by_name["tool.exe"].reason
     assert by_name["report.pdf"].pages == 3 and report.all_ok and report.ok == 4
     assert {e.stage for e in seen} >= {"read", "embed", "done"} and seen[-1].fraction == 1.0
     assert all(0.0 <= e.fraction <= 1.0 for e in seen)
@@ -76,11 +76,12 @@ def test_point_ids_are_deterministic_and_reingest_is_a_noop(pipeline, corpus):
     expected = {chunk_id(doc.doc_id, i) for i in range(doc.chunks)}
     assert expected <= set(ids)
     assert chunk_id(doc.doc_id, 0) == str(uuid.uuid5(NAMESPACE, f"{doc.doc_id}:0"))
+    listed = [(d.doc_id, d.ingested_at) for d in pipeline.documents()]
     again = pipeline.ingest([corpus])
     assert [f.status for f in again.files if f.status != "skipped"] == ["duplicate"] * first.ok
     assert all(f.reason == "unchanged: already indexed" for f in again.files if f.status == "duplicate")
     assert _points(pipeline) == ids
-    assert [d.ingested_at for d in pipeline.documents()] == [d.ingested_at for d in pipeline.documents()]
+    assert [(d.doc_id, d.ingested_at) for d in pipeline.documents()] == listed  # nothing rewritten
 
 
 def test_same_bytes_under_another_name_is_a_duplicate(pipeline, tmp_path):
@@ -113,25 +114,26 @@ def test_changed_file_replaces_old_version_new_first(pipeline, tmp_path, monkeyp
 
 def test_uploads_are_kept_for_download_and_paths_read_back(pipeline, tmp_path):
     data = make_pdf([sentences(8, 9, "quasar")])
-    report = pipeline.ingest([Upload("sky.pdf", data), ("notes.txt", b"plain upload text about quasars")])
+    notes = b"plain upload text about quasars"
+    report = pipeline.ingest([Source.upload("sky.pdf", data), Source.upload("notes.txt", notes)])
     assert [f.status for f in report.files] == ["ok", "ok"]
-    assert pipeline.ingest(("notes.txt", b"plain upload text about quasars")).files[0].status == "duplicate"
+    assert pipeline.ingest(Source.upload("notes.txt", notes)).files[0].status == "duplicate"
     with pytest.raises(TypeError, match="cannot ingest bytes"):
         pipeline.ingest([b"raw bytes"])
     sky = report.files[0]
     got = pipeline.document_file(sky.doc_id)
-    assert got.data == data and got.name == "sky.pdf" and got.mime == "application/pdf"
+    assert got.read() == data and got.name == "sky.pdf" and got.mime == "application/pdf"
     assert {d.source: d.kept_copy for d in pipeline.documents()} == {"sky.pdf": True, "notes.txt": True}
     path = _write(tmp_path, "local.txt", "a local file about nebulae")
     local = pipeline.ingest([path]).files[0]
-    assert pipeline.document_file(local.doc_id).data == path.read_bytes()  # read from its path, not copied
+    assert pipeline.document_file(local.doc_id).read() == path.read_bytes()  # read from its path, not copied
     path.write_text("changed since")
     with pytest.raises(IndexerError, match="not available"):
         pipeline.document_file(local.doc_id)
     with pytest.raises(IndexerError, match="no document"):
         pipeline.document_file("0" * 64)
     with pytest.raises(ValueError):
-        Upload("../evil.txt", b"x")
+        Source.upload("../evil.txt", b"x")
 
 
 def test_filters_by_source_type_and_date(pipeline, corpus):

@@ -215,3 +215,26 @@ def test_info_reports_the_collection(root, filled):
     info = root.info(filled[0].name)
     assert "error" not in info and info["points"] == 7 and info["kind"] == root.kind
     assert "error" in root.info("no-such-collection")
+
+
+def test_cluster_status_only_for_servers(root):
+    from types import SimpleNamespace
+
+    from indexer.store.server import ClientRoot
+
+    if root.kind != "server":
+        assert root.cluster("anything") is None  # embedded and local modes have no cluster
+    peers = {"1": {}, "2": {}, "3": {}}
+    client = SimpleNamespace(
+        cluster_status=lambda: SimpleNamespace(status="enabled", peers=peers, peer_id=1),
+        collection_cluster_info=lambda name: SimpleNamespace(shard_count=6, local_shards=[1, 2], remote_shards=[3] * 4))
+    fake = ClientRoot.__new__(ClientRoot)  # a server root around a stand-in client (no server needed)
+    fake.kind, fake.client, fake._guard = "server", client, contextlib.nullcontext()
+    assert fake.cluster("moesearch-x") == {"cluster": "enabled", "peers": 3, "this peer": 1, "shards": 6,
+                                           "local shards": 2, "remote shards": 4}
+
+    def down():
+        raise ConnectionError("no route to host")
+
+    client.cluster_status = down
+    assert fake.cluster("moesearch-x") == {"error": "ConnectionError: no route to host"}
