@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from indexer.pipeline import Pipeline, ProgressEvent, Upload  # noqa: E402
+from indexer.pipeline import Pipeline, ProgressEvent, Source  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
@@ -79,7 +79,7 @@ def main() -> None:
         others = rnd.sample(sorted(set(corpus) - judged), 1000 - len(judged))
         corpus = {d: corpus[d] for d in sorted(judged | set(others))}
         label = f"QUICK SUBSET ({len(queries)} queries, {len(corpus)} docs; not comparable)"
-    uploads = [Upload(f"{did}.txt", (f"{title}\n\n{text}" if title else text).encode())
+    uploads = [Source.upload(f"{did}.txt", (f"{title}\n\n{text}" if title else text).encode())
                for did, (title, text) in corpus.items()]
     with tempfile.TemporaryDirectory(prefix="moesearch-bench-scifact-") as tmp:
         settings = IndexerSettings.from_env(data_dir=Path(tmp), backend="edge", qdrant_url=None, keep_files="none")
