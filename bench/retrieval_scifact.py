@@ -13,8 +13,6 @@ chunk hits de-duplicated by document, in order.  Ratios are against keyword (BM2
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import random
 import sys
 import tempfile
@@ -26,40 +24,23 @@ sys.path.insert(0, str(ROOT))
 
 from indexer.pipeline import Pipeline, ProgressEvent, Source  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
+from trainer.data import load_beir  # noqa: E402  (the trainer's BEIR reader and measures: one implementation)
+from trainer.measures import measure_run  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
 
 
 def load(folder: Path):
-    corpus = {}
-    with open(folder / "corpus.jsonl") as fh:
-        for line in fh:
-            d = json.loads(line)
-            corpus[d["_id"]] = (d.get("title") or "", d.get("text") or "")
-    queries = {}
-    with open(folder / "queries.jsonl") as fh:
-        for line in fh:
-            q = json.loads(line)
-            queries[q["_id"]] = q["text"]
-    qrels: dict[str, dict[str, int]] = {}
-    with open(folder / "qrels" / "test.tsv") as fh:
-        next(fh)
-        for line in fh:
-            qid, did, score = line.rstrip("\n").split("\t")
-            if int(score) > 0:
-                qrels.setdefault(qid, {})[did] = int(score)
-    return corpus, {q: queries[q] for q in qrels}, qrels
+    """The test split through the trainer's BEIR reader: judged-relevant documents only, judged queries only."""
+    corpus, queries, qrels = load_beir(folder, "test")
+    qrels = {q: {d: s for d, s in rels.items() if s > 0} for q, rels in qrels.items()}
+    qrels = {q: rels for q, rels in qrels.items() if rels and q in queries}
+    return {d: (doc["title"], doc["text"]) for d, doc in corpus.items()}, {q: queries[q] for q in qrels}, qrels
 
 
-def ndcg_at(ranking: list[str], rels: dict[str, int], k: int = 10) -> float:
-    dcg = sum(rels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranking[:k]))
-    ideal = sorted(rels.values(), reverse=True)[:k]
-    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
-
-
-def recall_at(ranking: list[str], rels: dict[str, int], k: int = 100) -> float:
-    return len(set(ranking[:k]) & set(rels)) / len(rels)
+def as_run(ranking: list[str]) -> dict[str, float]:
+    """A ranked list of document ids as an ir-measures run (descending scores)."""
+    return {did: float(len(ranking) - i) for i, did in enumerate(ranking)}
 
 
 def main() -> None:
@@ -101,7 +82,7 @@ def main() -> None:
                   f"{p._active.encoders.max_tokens} tokens, overlap {p._active.encoders.overlap}")
             results = {}
             for mode in ("keyword", "dense", "hybrid"):
-                ndcg, recall = [], []
+                run: dict[str, dict[str, float]] = {}
                 t0 = time.perf_counter()
                 for qid, text in queries.items():
                     ranking: list[str] = []
@@ -109,15 +90,17 @@ def main() -> None:
                         did = hit.source.removesuffix(".txt")
                         if did not in ranking:
                             ranking.append(did)
-                    ndcg.append(ndcg_at(ranking, qrels[qid]))
-                    recall.append(recall_at(ranking, qrels[qid]))
+                    if ranking:
+                        run[qid] = as_run(ranking)
                 ms = (time.perf_counter() - t0) / len(queries) * 1000
-                results[mode] = (sum(ndcg) / len(ndcg), sum(recall) / len(recall), ms)
-    base = results["keyword"][0]
-    print(f"\nSciFact test through the indexer, {label}")
-    print(f"{'mode':<8} {'nDCG@10':>8} {'Recall@100':>11} {'ms/query':>9} {'nDCG vs keyword':>16}")
-    for mode, (ndcg, recall, ms) in results.items():
-        print(f"{mode:<8} {ndcg:>8.4f} {recall:>11.4f} {ms:>9.1f} {ndcg / base:>15.2f}x")
+                results[mode] = (measure_run(qrels, run), ms)
+    base = results["keyword"][0]["nDCG@10"]
+    print(f"\nSciFact test through the indexer, {label} (95% bootstrap intervals over queries)")
+    print(f"{'mode':<8} {'nDCG@10':>8} {'95% CI':>15} {'Recall@100':>11} {'ms/query':>9} {'nDCG vs keyword':>16}")
+    for mode, (m, ms) in results.items():
+        lo, hi = m["ci95"]["nDCG@10"]
+        print(f"{mode:<8} {m['nDCG@10']:>8.4f} {lo:>7.4f}-{hi:<7.4f} {m['R@100']:>11.4f} {ms:>9.1f} "
+              f"{m['nDCG@10'] / base:>15.2f}x")
 
 
 if __name__ == "__main__":

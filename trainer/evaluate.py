@@ -18,17 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import ir_measures
 import numpy as np
 import torch
-from ir_measures import R, nDCG
 
 from .data import doc_text, load_beir, split_spec
-from .stats import RESAMPLES, SEED, bootstrap_ci
+from .measures import measure_run
+from .stats import RESAMPLES, SEED
 
 log = logging.getLogger(__name__)
 
-MEASURES = (nDCG @ 10, R @ 100)
 TOP_K = 1000
 BACKENDS = ("onnx", "torch", "both")
 BACKEND_NAMES = {"onnx": "onnx-int8-cpu", "torch": "torch-fp32"}
@@ -44,31 +42,6 @@ def search(q: torch.Tensor, d: torch.Tensor, k: int, chunk: int = 1024) -> tuple
         scores.append(top.values)
         idx.append(top.indices)
     return torch.cat(scores), torch.cat(idx)  # (Q, k), (Q, k)
-
-
-def per_query(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """{measure: {qid: score}} for every judged query (0 for a query the run has no result for)."""
-    out = {str(m): dict.fromkeys(qrels, 0.0) for m in MEASURES}
-    for row in ir_measures.iter_calc(list(MEASURES), qrels, run):
-        out[str(row.measure)][row.query_id] = float(row.value)
-    return out
-
-
-def run_measures(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Mean of each measure over the judged queries."""
-    return {m: float(np.mean(list(s.values()))) for m, s in per_query(qrels, run).items()}
-
-
-def measure_run(qrels, run, resamples: int = RESAMPLES, seed: int = SEED) -> dict:
-    """Means, 95% bootstrap intervals over queries, and per-query scores of one run."""
-    pq = per_query(qrels, run)
-    out: dict = {}
-    ci: dict = {}
-    for m, scores in pq.items():
-        iv = bootstrap_ci(np.fromiter(scores.values(), dtype=np.float64), resamples, seed)
-        out[m], ci[m] = iv.mean, iv.to_json()
-    return {**out, "ci95": ci, "bootstrap": {"resamples": resamples, "seed": seed, "over": "queries"},
-            "per_query": pq}
 
 
 # ---------------------------------------------------------------- backends

@@ -11,8 +11,8 @@ import pytest
 from trainer.__main__ import main
 from trainer.card import GENERATED, render_card, write_card
 from trainer.config import RecipeConfig, to_dict
-from trainer.evaluate import measure_run
 from trainer.licences import LICENCES
+from trainer.measures import measure_run
 from trainer.recipe import write_licences
 
 

@@ -12,16 +12,8 @@ from trainer_helpers import synthetic_pairs, write_beir
 
 from trainer.__main__ import main
 from trainer.compare import compare, load_evals
-from trainer.evaluate import (
-    MEASURES,
-    OnnxBackend,
-    TorchBackend,
-    evaluate,
-    evaluate_many,
-    measure_run,
-    run_measures,
-    search,
-)
+from trainer.evaluate import OnnxBackend, TorchBackend, evaluate, evaluate_many, search
+from trainer.measures import MEASURES, measure_run, run_measures
 
 
 def test_search_matches_naive_topk():
