@@ -36,7 +36,7 @@ def test_environment_is_read():
     ({"MOESEARCH_DEVICE": "tpu"}, "MOESEARCH_DEVICE must be one of"),
     ({"QDRANT_COLLECTION": "a b"}, "QDRANT_COLLECTION"),
     ({"MOESEARCH_BM25_B": "2"}, "BM25"),
-    ({"QDRANT_SHARDS": "0"}, "shard_number must be >= 1"),
+    ({"QDRANT_SHARDS": "0"}, "QDRANT_SHARDS must be >= 1"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ValueError, match=message):
@@ -47,3 +47,28 @@ def test_overrides_and_unknown_names():
     assert IndexerSettings.from_env({}, batch_size=8).batch_size == 8
     with pytest.raises(TypeError, match="unknown settings"):
         IndexerSettings.from_env({}, batchsize=8)
+
+
+def test_messages_list_the_allowed_values_and_every_bad_variable():
+    with pytest.raises(ValueError) as exc:
+        IndexerSettings.from_env({"MOESEARCH_DEVICE": "tpu", "MOESEARCH_KEEP_FILES": "x", "MOESEARCH_DIM": "-1"})
+    text = str(exc.value)
+    assert "MOESEARCH_DEVICE must be one of ('auto', 'cpu', 'cuda'), got 'tpu'" in text
+    assert "MOESEARCH_KEEP_FILES must be one of ('uploads', 'all', 'none')" in text
+    assert "MOESEARCH_DIM must be positive" in text
+    with pytest.raises(ValueError, match="QDRANT_SHARDS must be >= 1, got 0"):  # named by its variable here too
+        IndexerSettings(shard_number=0)
+
+
+def test_each_setting_has_one_variable_and_direct_construction_reads_no_environment(monkeypatch):
+    variables = [info.validation_alias for info in IndexerSettings.model_fields.values()]
+    assert all(variables) and len(set(variables)) == len(variables)
+    monkeypatch.setenv("MOESEARCH_BATCH_SIZE", "7")
+    monkeypatch.setenv("MOESEARCH_DIM", "")  # empty means unset
+    assert IndexerSettings.from_env().batch_size == 7 and IndexerSettings.from_env().dim is None
+    assert IndexerSettings().batch_size == 32 and IndexerSettings.from_env({}).batch_size == 32
+    assert IndexerSettings.from_env(batch_size=9).batch_size == 9  # an override wins over the environment
+    s = IndexerSettings(data_dir="~/d", chunk_tokens=48, chunk_overlap=8)
+    assert s.data_dir == Path("~/d").expanduser() and s.with_(batch_size=4).batch_size == 4
+    with pytest.raises(ValueError, match="MOESEARCH_CHUNK_OVERLAP must be in 0..23"):
+        s.with_(chunk_overlap=30)
