@@ -185,7 +185,7 @@ def build_data(cfg: DataConfig, data_dir: str | Path, seed: int = 0) -> dict:
     elif cached.is_dir():
         squad_dir = cached
     techfaq = data_dir / TECHFAQ_EVAL
-    if not (techfaq / "queries.jsonl").is_file():
+    if names and not (techfaq / "queries.jsonl").is_file():  # with built-in sources: the full recipe
         from .heldout_sets import build_techfaq
 
         try:
