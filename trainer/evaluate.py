@@ -101,7 +101,7 @@ class OnnxBackend:
         from embedder.settings import EmbeddingSettings
 
         folder = onnx_folder(model, work)
-        self.folder = Path(model) if str(model) != "base" else folder
+        self.folder = Path(model)  # what was asked for ("base" stays "base"), not the scratch folder
         max_length = min(max_length, EmbeddingSettings.load(folder).max_length)
         self.embedder = Embedder(folder, device="cpu", variant="int8", max_length=max_length)
         self.settings = self.embedder.settings

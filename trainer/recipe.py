@@ -16,7 +16,7 @@ import torch
 from . import distributed
 from .build import build_data
 from .config import RecipeConfig, to_dict
-from .data import read_training, write_jsonl
+from .data import read_training, split_spec, write_jsonl
 from .encode import TextEncoder
 from .licences import USER_LICENCE
 from .loop import train_stage
@@ -132,6 +132,10 @@ def run_recipe(cfg: RecipeConfig, progress: bool = True, resume: bool = False) -
                                                and (info.get("source", s.split("-")[0]) in cfg.data.sources
                                                     or s.startswith("user-"))]
         write_licences(cfg, manifest, inputs, data_dir, out)
+        missing = [b for b in cfg.eval.beir if not split_spec(b, "test")[0].is_dir()]
+        if missing:  # fail before training, not after it
+            raise FileNotFoundError(f"eval sets missing: {missing} (held-out sets: `python -m trainer heldout-build "
+                                    "techfaq | squad_shifts-nyt`)")
         t = time.time()
         if cfg.filter.enabled:
             pre_files, filter_report = (_reuse(out / "filtered", "filter_report.json", resume)
