@@ -77,10 +77,15 @@ def load_state(ckpt: Path) -> dict:
     return torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
 
 
-def check_resumable(state: dict, config: dict, ckpt: Path) -> None:
-    """Refuse to resume with a different configuration (the result would not be the same run)."""
-    a = {k: v for k, v in (state.get("config") or {}).items() if k not in RESUME_FREE}
-    b = {k: v for k, v in config.items() if k not in RESUME_FREE}
+def check_resumable(state: dict, config: dict, ckpt: Path, defaults: dict | None = None) -> None:
+    """Refuse to resume with a different configuration (the result would not be the same run).
+
+    ``defaults``: the stage's default config; a key the checkpoint predates counts as unchanged when the
+    current value is its default (a run saved before that setting existed ran with the default behaviour)."""
+    saved = state.get("config") or {}
+    a = {k: v for k, v in saved.items() if k not in RESUME_FREE}
+    b = {k: v for k, v in config.items() if k not in RESUME_FREE
+         and (k in saved or defaults is None or k not in defaults or v != defaults[k])}
     if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         raise ValueError(f"{ckpt}: saved with a different stage config (keys {diff}); resume with the same config")

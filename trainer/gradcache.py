@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import distributed
+from .config import GRADCACHE, PACKINGS
 from .distributed import Dist
 from .encode import TextEncoder
 from .losses import balancing_partial, expert_counts
@@ -33,8 +34,6 @@ from .losses import balancing_partial, expert_counts
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, dict]]
 
 KINDS = ("q", "d", "n")
-PACKINGS = ("sorted", "sequential")
-CACHES = ("auto", "always")
 SINGLE = Dist()
 # What one more forward chunk costs, in padded tokens (weight casts and per-call overhead of MiniLM-sized
 # MoE models on CPU, measured by bench/train_throughput.py); only used to choose where sorted chunks are cut.
@@ -162,8 +161,8 @@ def cached_step(encoder: TextEncoder, queries: list[str], docs: list[str], negs:
     cache: "auto" (GradCache only when the step needs more than one chunk) or "always".
     Gradients are NOT yet summed over ranks (see ``distributed.sync_grads``).
     """
-    if cache not in CACHES:
-        raise ValueError(f"cache must be one of {CACHES}, got {cache!r}")
+    if cache not in GRADCACHE:
+        raise ValueError(f"cache must be one of {GRADCACHE}, got {cache!r}")
     sides = {"q": (queries, max_query_length), "d": (docs, max_doc_length)}
     if negs:
         sides["n"] = (negs, max_doc_length)

@@ -4,6 +4,12 @@ Every step: draw the global batch (a function of seed and step), take this rank'
 step on the global loss (InfoNCE with in-batch + hard negatives, Matryoshka dims, router load balancing),
 sum gradients over ranks, clip, AdamW, schedule. The dropout RNG is reseeded from (seed, step), so a run
 resumed from a checkpoint (weights + optimizer + scheduler + step) continues exactly as if never stopped.
+
+A model with task experts (MoTE) trains task-aware: every batch holds one record task; a retrieval batch runs
+its queries through the search_query expert and its documents through the search_document expert, a symmetric
+batch both sides through the symmetric expert, each task with its own temperature (``by_task``). The task
+experts a batch does not use get no gradient and no optimizer update (not even weight decay), so they stay
+exactly as they were.
 """
 
 from __future__ import annotations
@@ -12,21 +18,21 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .batching import BatchSampler
+from .batching import MIXED, SIDE_TASKS, BatchSampler
 from .checkpoint import check_resumable, latest_checkpoint, load_state, save_checkpoint
-from .config import StageConfig
+from .config import ByTask, StageConfig
 from .data import ReadReport, read_training
 from .encode import TextEncoder
-from .gradcache import cached_step
+from .gradcache import LossFn, StepResult, cached_step
 from .losses import matryoshka_info_nce
-from .telemetry import Telemetry
+from .telemetry import Telemetry, task_expert_distances
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +43,12 @@ def stage_dims(cfg: StageConfig, encoder: TextEncoder) -> tuple[int, ...]:
     return dims or (encoder.hidden_size,)
 
 
-def make_loss(cfg: StageConfig, dims: tuple[int, ...]):
+def make_loss(cfg: StageConfig, dims: tuple[int, ...], temperature: float | None = None):
     weights = cfg.matryoshka_weights if len(cfg.matryoshka_weights) == len(dims) else ()
+    temperature = temperature or cfg.temperature
 
     def loss_fn(q, d, n):
-        total, per_dim = matryoshka_info_nce(q, d, dims, cfg.temperature, weights=weights, extra=n,
+        total, per_dim = matryoshka_info_nce(q, d, dims, temperature, weights=weights, extra=n,
                                              symmetric=cfg.symmetric)
         return total, {str(k): v.detach() for k, v in per_dim.items()}
 
@@ -81,6 +88,100 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
             m.dropout_p = p
 
 
+@dataclass
+class Stepper:
+    """One optimisation step of a stage: batch -> GradCache step -> gradient sync -> clip -> AdamW -> schedule."""
+
+    cfg: StageConfig
+    encoder: TextEncoder
+    sampler: BatchSampler
+    loss_fns: dict[str, LossFn]  # per batch task ("mixed" without task batches)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    d: distributed.Dist
+    aux_coef: float
+    top_k: int
+
+    def __post_init__(self) -> None:
+        model = self.encoder.model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.task_params: dict[str, list[torch.nn.Parameter]] = {t: [] for t in self.encoder.tasks}
+        for block in (model.task_blocks() if self.encoder.tasks else []):
+            for name, expert in zip(self.encoder.tasks, block.experts, strict=True):
+                self.task_params[name].extend(expert.parameters())
+
+    def side_tasks(self, task: str) -> dict[str, int] | None:
+        """{"q", "d", "n"} -> task expert id for a batch of record task ``task``; None for a model without tasks."""
+        if not self.encoder.tasks:
+            return None
+        q, d = self.encoder.model.config.task_ids(list(SIDE_TASKS[task]))
+        return {"q": q, "d": d, "n": d}
+
+    def run(self, step: int) -> tuple[dict, StepResult]:
+        cfg, d = self.cfg, self.d
+        t0 = time.time()
+        torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + d.rank)  # dropout: a function of step and rank
+        batch = self.sampler.batch(step).slice(d.rank, d.world, cfg.num_negs)
+        self.optimizer.zero_grad(set_to_none=True)
+        res = cached_step(self.encoder, batch.queries, batch.docs, batch.negs, self.loss_fns[batch.task],
+                          max_query_length=cfg.max_query_length, max_doc_length=cfg.max_doc_length,
+                          chunk_size=cfg.chunk_size, aux_coef=self.aux_coef, top_k=self.top_k, d=d,
+                          tasks=self.side_tasks(batch.task), packing=cfg.packing, cache=cfg.gradcache)
+        for p in self.params:  # same update rule with 1 or N ranks: an unused parameter has a zero gradient
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        distributed.sync_grads(self.params, d)
+        active = set(SIDE_TASKS[batch.task]) if self.encoder.tasks else set()
+        for name, params in self.task_params.items():
+            if name not in active:  # an expert this batch's task does not use: no gradient, no AdamW update
+                for p in params:
+                    p.grad = None
+        gnorm = torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None],
+                                               cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        row = {"step": step, "loss": res.loss, "contrastive": res.contrastive, "balancing": res.balancing,
+               "dims": res.parts, "lr": lr, "grad_norm": float(gnorm), "seconds": round(time.time() - t0, 3),
+               "source": batch.sources[0] if cfg.source_batches else "mixed", "tokens": res.n_tokens,
+               "task": batch.task, "chunks": res.chunks, "padded_tokens": res.padded_tokens}
+        if active:
+            row["experts"] = sorted(active)
+        if res.counts is not None:
+            frac = res.counts / res.counts.sum(-1, keepdim=True).clamp_min(1)  # (L, E)
+            layers = [i for i, layer in enumerate(self.encoder.model.encoder.layer)
+                      if layer.is_moe and not layer.moe.is_task]
+            row["load"] = {str(layer): [round(x, 5) for x in frac[i].tolist()] for i, layer in enumerate(layers)}
+        return row, res
+
+
+def make_stepper(cfg: StageConfig, encoder: TextEncoder, records: list, d: distributed.Dist) -> Stepper:
+    """Sampler, losses (per task), optimizer and schedule of a stage on ``records``, for ``encoder``."""
+    model = encoder.model
+    task_batches = cfg.task_batches or bool(encoder.tasks)
+    if not task_batches and cfg.by_task != ByTask():
+        raise ValueError("by_task settings apply to batches of one task: set task_batches=true (a model with "
+                         "task experts always trains so)")
+    task_weights = {t: cfg.by_task.spec(t).weight for t in SIDE_TASKS} if task_batches else None
+    sampler = BatchSampler(records, cfg.batch_size, seed=cfg.seed, num_negs=cfg.num_negs,
+                           source_batches=cfg.source_batches, settings=encoder.settings, use_prefixes=cfg.prefixes,
+                           source_weights=cfg.source_weights, task_weights=task_weights)
+    for task in sampler.tasks if encoder.tasks else []:
+        missing = [t for t in SIDE_TASKS[task] if t not in encoder.tasks]
+        if missing:
+            raise ValueError(f"{task} records train the task experts {list(SIDE_TASKS[task])}, but the model has "
+                             f"{list(encoder.tasks)}; give {task} weight 0 (by_task.{task}.weight=0) or upcycle "
+                             "with those tasks")
+    dims = stage_dims(cfg, encoder)
+    loss_fns = {t: make_loss(cfg, dims, cfg.by_task.spec(t).temperature) for t in sampler.tasks}
+    loss_fns[MIXED] = make_loss(cfg, dims)
+    aux_coef = cfg.aux_loss_coef if cfg.aux_loss_coef >= 0 else float(model.config.router_aux_loss_coef)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    return Stepper(cfg, encoder, sampler, loss_fns, optimizer, scheduler, d, aux_coef,
+                   int(model.config.num_experts_per_tok))
+
+
 def train_stage(cfg: StageConfig, init: str | Path, run_dir: str | Path, *, resume: bool = False,
                 progress: bool = True) -> Path:
     """Train ``init`` (a moesearch model folder) on ``cfg.train``; return the final model folder (run/model)."""
@@ -108,16 +209,7 @@ def train_stage(cfg: StageConfig, init: str | Path, run_dir: str | Path, *, resu
                  len(report.errors))
     if cfg.batch_size % d.world:
         raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of ranks ({d.world})")
-    sampler = BatchSampler(records, cfg.batch_size, seed=cfg.seed, num_negs=cfg.num_negs,
-                           source_batches=cfg.source_batches, settings=encoder.settings, use_prefixes=cfg.prefixes,
-                           source_weights=cfg.source_weights)
-    dims = stage_dims(cfg, encoder)
-    loss_fn = make_loss(cfg, dims)
-    aux_coef = cfg.aux_loss_coef if cfg.aux_loss_coef >= 0 else float(model.config.router_aux_loss_coef)
-    top_k = int(model.config.num_experts_per_tok)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    params = [p for p in model.parameters() if p.requires_grad]
+    stepper = make_stepper(cfg, encoder, records, d)
     telemetry = Telemetry(run_dir, enabled=d.main)
     start = 0
     if resume:
@@ -125,12 +217,12 @@ def train_stage(cfg: StageConfig, init: str | Path, run_dir: str | Path, *, resu
         if ckpt is None:
             raise FileNotFoundError(f"{run_dir}: --resume given but no checkpoint to resume from")
         state = load_state(ckpt)
-        check_resumable(state, config, ckpt)
+        check_resumable(state, config, ckpt, defaults=asdict(StageConfig(name=cfg.name)))
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(str(ckpt / "model.safetensors")), strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        stepper.optimizer.load_state_dict(state["optimizer"])
+        stepper.scheduler.load_state_dict(state["scheduler"])
         start = int(state["step"])
         telemetry.truncate(start)
         if d.main:
@@ -138,33 +230,13 @@ def train_stage(cfg: StageConfig, init: str | Path, run_dir: str | Path, *, resu
     distributed.broadcast_params(model, d)
     if d.main:
         (run_dir / "stage_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    moe_layers = list(getattr(model.config, "moe_layers", []))
+    optimizer, scheduler = stepper.optimizer, stepper.scheduler
     model.train()
     bar = tqdm(range(start, cfg.steps), desc=cfg.name, unit="step", disable=not (progress and d.main),
                initial=start, total=cfg.steps)
     last = None
     for step in bar:
-        t0 = time.time()
-        torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + d.rank)  # dropout: a function of step and rank
-        batch = sampler.batch(step).slice(d.rank, d.world, cfg.num_negs)
-        optimizer.zero_grad(set_to_none=True)
-        res = cached_step(encoder, batch.queries, batch.docs, batch.negs, loss_fn,
-                          max_query_length=cfg.max_query_length, max_doc_length=cfg.max_doc_length,
-                          chunk_size=cfg.chunk_size, aux_coef=aux_coef, top_k=top_k, d=d)
-        for p in params:  # same update rule with 1 or N ranks: an unused parameter has a zero gradient
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        distributed.sync_grads(params, d)
-        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        row = {"step": step, "loss": res.loss, "contrastive": res.contrastive, "balancing": res.balancing,
-               "dims": res.parts, "lr": lr, "grad_norm": float(gnorm), "seconds": round(time.time() - t0, 3),
-               "source": batch.sources[0] if cfg.source_batches else "mixed", "tokens": res.n_tokens}
-        if res.counts is not None:
-            frac = res.counts / res.counts.sum(-1, keepdim=True).clamp_min(1)  # (L, E)
-            row["load"] = {str(layer): [round(x, 5) for x in frac[i].tolist()] for i, layer in enumerate(moe_layers)}
+        row, res = stepper.run(step)
         if d.main and (step % cfg.log_every == 0 or step == cfg.steps - 1):
             telemetry.log(row)
         bar.set_postfix(loss=f"{res.loss:.4f}")
@@ -183,6 +255,10 @@ def train_stage(cfg: StageConfig, init: str | Path, run_dir: str | Path, *, resu
 
         shutil.rmtree(final, ignore_errors=True)
         shutil.copytree(ckpt, final, ignore=shutil.ignore_patterns("trainer_state.pt"))
+        if encoder.tasks:
+            dist = task_expert_distances(model)
+            (run_dir / "expert_distance.json").write_text(json.dumps(dist, indent=2) + "\n")
+            log.info("task expert distances: %s", json.dumps(dist["layers"]))
         telemetry.plot()
     distributed.barrier(d)
     return final

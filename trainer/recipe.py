@@ -126,7 +126,8 @@ def run_recipe(cfg: RecipeConfig, progress: bool = True, resume: bool = False) -
 
         if not (resume and (out / "upcycled" / "model.safetensors").is_file()):
             upcycle(out / "upcycled", None if cfg.base == "default" else cfg.base, num_experts=cfg.num_experts,
-                    top_k=cfg.top_k, seed=cfg.seed, model_id=cfg.model_id, prefixes=cfg.prefixes)
+                    top_k=cfg.top_k, seed=cfg.seed, model_id=cfg.model_id, prefixes=cfg.prefixes,
+                    moe_mode=cfg.experts, tasks=cfg.tasks if cfg.experts == "task" else None)
         inputs = list(cfg.pretrain.train) or [str(data_dir / info["file"]) for s, info in
                                                sorted(manifest["sources"].items()) if "file" in info
                                                and (info.get("source", s.split("-")[0]) in cfg.data.sources

@@ -3,6 +3,7 @@
 Each line has the step, the losses (total, contrastive, per Matryoshka dim, balancing), the learning rate,
 the gradient norm, and the per-layer expert load (fraction of top-k token assignments per expert).
 ``loss.png`` plots the loss curves, ``expert_load.png`` one panel per MoE layer with one line per expert.
+For task-expert (MoTE) models `task_expert_distances` measures how far training moved the task experts apart.
 """
 
 from __future__ import annotations
@@ -40,6 +41,26 @@ class Telemetry:
 
     def plot(self) -> list[Path]:
         return plot_run(self.path) if self.enabled else []
+
+
+def task_expert_distances(model) -> dict:
+    """Per task layer, the relative distance between every two task experts: ``||a - b|| / mean(||a||, ||b||)``
+    over all their weights and biases (fc1 and fc2) flattened. 0 for copies (a freshly upcycled model)."""
+    import torch
+
+    tasks = list(model.config.tasks or ())
+    layers = {}
+    for i, layer in enumerate(model.encoder.layer):
+        if not (layer.is_moe and layer.moe.is_task):
+            continue
+        flat = [torch.cat([p.detach().float().reshape(-1) for p in e.parameters()]) for e in layer.moe.experts]
+        pairs = {}
+        for a in range(len(flat)):
+            for b in range(a + 1, len(flat)):
+                scale = (flat[a].norm() + flat[b].norm()) / 2
+                pairs[f"{tasks[a]}|{tasks[b]}"] = float((flat[a] - flat[b]).norm() / scale.clamp_min(1e-12))
+        layers[str(i)] = pairs
+    return {"tasks": tasks, "metric": "||a - b|| / mean(||a||, ||b||), all expert weights", "layers": layers}
 
 
 def read_metrics(path: Path) -> list[dict]:
