@@ -8,30 +8,35 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
+from embedder.registry import resolve
 from embedder.settings import SHIPPED_MODEL, EmbeddingSettings, default_model_dir
 
 MAX_FILE_BYTES = 100 * 1000 * 1000
 HELD_OUT_ROWS = ("scifact:test", "cranfield:test", "squad_shifts-nyt:test")
 
 
+SHIPPED = resolve(SHIPPED_MODEL).folder  # the current published version (models/NAME/<version>/)
+
+
 def test_shipped_folder_contract():
-    assert (SHIPPED_MODEL / "config.json").is_file(), "the trained model must be committed under models/"
-    cfg = json.loads((SHIPPED_MODEL / "config.json").read_text())
+    assert (SHIPPED_MODEL / "current").is_file(), "the trained model must be published under models/ (registry)"
+    assert (SHIPPED / "config.json").is_file(), "the trained model must be committed under models/"
+    cfg = json.loads((SHIPPED / "config.json").read_text())
     assert cfg["model_type"] == "moesearch_bert"
     assert cfg["num_experts"] == 8 and cfg["num_experts_per_tok"] == 2 and cfg["moe_layers"] == [1, 3, 5]
-    for f in SHIPPED_MODEL.rglob("*"):
+    for f in SHIPPED_MODEL.rglob("*"):  # every committed version
         if f.is_file() and "onnx" not in f.parts:  # onnx/ is git-ignored and built by `prepare`
             assert f.stat().st_size < MAX_FILE_BYTES, f
-    with safe_open(str(SHIPPED_MODEL / "model.safetensors"), framework="numpy") as st:
+    with safe_open(str(SHIPPED / "model.safetensors"), framework="numpy") as st:
         dtypes = {st.get_slice(k).get_dtype() for k in st.keys()}
     assert dtypes == {"F16"}, dtypes
-    settings = EmbeddingSettings.load(SHIPPED_MODEL)
+    settings = EmbeddingSettings.load(SHIPPED)
     assert settings.model_id == "moesearch-minilm-moe" and settings.pooling == "mean"
     assert settings.extra["step"] > 0  # trained, not the upcycled copy
 
 
 def test_model_card_reports_every_target_against_the_base():
-    card = (SHIPPED_MODEL / "README.md").read_text()
+    card = (SHIPPED / "README.md").read_text()
     for row in HELD_OUT_ROWS:
         line = next((x for x in card.splitlines() if x.startswith(f"| {row} |")), None)
         assert line is not None, f"model card has no eval row for {row}"
@@ -42,15 +47,15 @@ def test_model_card_reports_every_target_against_the_base():
 
 def test_shipped_model_is_the_default(monkeypatch):
     monkeypatch.delenv("MOESEARCH_MODEL", raising=False)
-    assert default_model_dir() == SHIPPED_MODEL
+    assert default_model_dir() == SHIPPED
 
 
 @pytest.fixture(scope="module")
 def shipped_prepared():
     from embedder.__main__ import main
 
-    assert main(["prepare", str(SHIPPED_MODEL)]) == 0
-    return SHIPPED_MODEL
+    assert main(["prepare", str(SHIPPED_MODEL)]) == 0  # a published name: prepares its current version
+    return SHIPPED
 
 
 def test_shipped_onnx_matches_torch(shipped_prepared):
