@@ -76,6 +76,8 @@ class IndexerSettings(BaseSettings):
     max_unzipped_mb: float = env(256.0, "MOESEARCH_MAX_UNZIPPED_MB", "decompressed size of docx/pptx/xlsx/epub",
                                  gt=0)
     max_zip_entries: int = env(10_000, "MOESEARCH_MAX_ZIP_ENTRIES", "entries in a docx/pptx/xlsx/epub", gt=0)
+    max_xml_mb: float = env(128.0, "MOESEARCH_MAX_XML_MB", "what the markup (all but media) of a docx/pptx/xlsx/epub "
+                            "unpacks to; parsing takes ~20x that in RAM", gt=0)
     max_image_megapixels: float = env(50.0, "MOESEARCH_MAX_IMAGE_MEGAPIXELS", "an image to OCR", gt=0)
     ocr_seconds: float = env(300.0, "MOESEARCH_OCR_SECONDS", "OCR time budget per file", gt=0)
     ocr_languages: str = env("eng", "MOESEARCH_OCR_LANGUAGES", "Tesseract languages (eng+deu needs "

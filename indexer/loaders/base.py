@@ -38,13 +38,14 @@ class Limits:
     max_rows: int  # spreadsheet / CSV rows per file (MOESEARCH_MAX_ROWS)
     max_unzipped_mb: float  # decompressed size of a ZIP container: docx/pptx/xlsx/epub (MOESEARCH_MAX_UNZIPPED_MB)
     max_zip_entries: int  # entries in a ZIP container (MOESEARCH_MAX_ZIP_ENTRIES)
+    max_xml_mb: float  # what a ZIP container's markup (anything but media) unpacks to (MOESEARCH_MAX_XML_MB)
     max_image_megapixels: float  # one image or rendered page to OCR (MOESEARCH_MAX_IMAGE_MEGAPIXELS)
     ocr_seconds: float  # OCR time budget per file (MOESEARCH_OCR_SECONDS)
     ocr_languages: str  # Tesseract languages, e.g. "eng" or "eng+deu" (MOESEARCH_OCR_LANGUAGES)
 
     def __post_init__(self) -> None:
-        for name in ("max_pages", "max_rows", "max_unzipped_mb", "max_zip_entries", "max_image_megapixels",
-                     "ocr_seconds"):
+        for name in ("max_pages", "max_rows", "max_unzipped_mb", "max_zip_entries", "max_xml_mb",
+                     "max_image_megapixels", "ocr_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", self.ocr_languages):
@@ -58,6 +59,7 @@ class Limits:
     def from_settings(cls, settings) -> Limits:
         return cls(max_pages=settings.max_pages, max_rows=settings.max_rows,
                    max_unzipped_mb=settings.max_unzipped_mb, max_zip_entries=settings.max_zip_entries,
+                   max_xml_mb=settings.max_xml_mb,
                    max_image_megapixels=settings.max_image_megapixels,
                    ocr_seconds=settings.ocr_seconds, ocr_languages=settings.ocr_languages)
 

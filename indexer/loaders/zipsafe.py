@@ -1,4 +1,5 @@
-"""Checks a ZIP container (docx, pptx, xlsx, epub) before a library unpacks it: entry count and decompressed size.
+"""Checks a ZIP container (docx, pptx, xlsx, epub) before a library unpacks it: entry count, decompressed size, and
+how much of that is markup a library parses into a tree (about 20x its size in RAM with python-docx).
 
 Python's ``zipfile`` never yields more bytes for an entry than the size its central directory declares (it stops
 there and fails the CRC check), so the declared sizes bound what any library reading through ``zipfile`` can
@@ -14,6 +15,17 @@ import zipfile
 from .base import ExtractError, Limits
 
 EOCD = b"PK\x05\x06"  # end of central directory record: entry count at offset 10
+MEDIA = (".png", ".jpg", ".jpeg", ".jfif", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".emf", ".wmf", ".wdp", ".svgz",
+         ".mp3", ".mp4", ".m4a", ".wav", ".avi", ".mov", ".ttf", ".otf", ".woff", ".woff2", ".odttf", ".fntdata",
+         ".bin")
+MEDIA_RATIO = 20  # media barely compresses: an entry that inflates more than this counts as markup whatever its name
+
+
+def is_markup(info: zipfile.ZipInfo) -> bool:
+    """Whether a library may parse this entry into a tree: anything but media (judged by name *and* by how much
+    it inflates, since a container's content-type map can declare any entry name as XML)."""
+    media = info.filename.lower().endswith(MEDIA) and info.file_size <= MEDIA_RATIO * max(1, info.compress_size)
+    return not media
 
 
 def declared_entries(data: bytes) -> int | None:
@@ -44,6 +56,11 @@ def open_zip(data: bytes, limits: Limits, what: str) -> zipfile.ZipFile:
     if total > limits.max_unzipped_bytes:
         raise ExtractError(f"{what} unpacks to {total / 2**20:.0f} MB, over the cap of {limits.max_unzipped_mb:g} "
                            "MB (MOESEARCH_MAX_UNZIPPED_MB); a zip bomb, or raise the cap")
+    markup = sum(info.file_size for info in infos if is_markup(info))
+    if markup > limits.max_xml_mb * 1024 * 1024:
+        raise ExtractError(f"{what} holds {markup / 2**20:.0f} MB of XML/HTML once unpacked, over the cap of "
+                           f"{limits.max_xml_mb:g} MB (MOESEARCH_MAX_XML_MB); parsing it would take about 20 "
+                           "times that in memory")
     return zf
 
 

@@ -15,7 +15,8 @@ from indexer_testfiles import make_docx, make_png, sentences
 from indexer.extract import ExtractError, Limits, extract
 from indexer.sniff import FORMATS, SUPPORTED_SUFFIXES, accepted_types, sniff
 
-BIG = dict(max_pages=5000, max_rows=50_000, max_unzipped_mb=256, max_zip_entries=10_000, max_image_megapixels=50,
+BIG = dict(max_pages=5000, max_rows=50_000, max_unzipped_mb=256, max_zip_entries=10_000, max_xml_mb=128,
+           max_image_megapixels=50,
            ocr_seconds=300, ocr_languages="eng")
 
 
@@ -224,6 +225,20 @@ def test_caps_name_their_setting(data, name, cap, reason):
     with pytest.raises(ExtractError, match=reason):
         extract(data, name, limits(**cap))
     extract(data, name, limits())  # within the default caps the same file reads
+
+
+def test_markup_cap_counts_what_inflates_whatever_its_name():
+    import os
+
+    disguised = zip_bomb(make_pptx(PPTX), "ppt/media/image9.png", 3)  # zeros named .png inflate 1000x
+    with pytest.raises(ExtractError, match=r"PPTX holds 3 MB of XML/HTML .*MOESEARCH_MAX_XML_MB"):
+        extract(disguised, "d.pptx", limits(max_xml_mb=2))
+    out = io.BytesIO()  # a real (incompressible) picture of the same size is media, not markup
+    with zipfile.ZipFile(io.BytesIO(make_pptx(PPTX))) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        dst.writestr("ppt/media/image9.png", os.urandom(3 << 20))
+    assert extract(out.getvalue(), "d.pptx", limits(max_xml_mb=2)).page_count == 3
 
 
 def test_a_real_zip_bomb_is_refused_before_inflating(pipeline, tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from indexer.extract import ExtractError, Limits, extract
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None,
                                      reason="Tesseract is not installed (apt-get install tesseract-ocr; "
                                             "scripts/test.sh installs it when run as root)")
-LIMITS = Limits(max_pages=5000, max_rows=50_000, max_unzipped_mb=256, max_zip_entries=10_000,
+LIMITS = Limits(max_pages=5000, max_rows=50_000, max_unzipped_mb=256, max_zip_entries=10_000, max_xml_mb=128,
                 max_image_megapixels=50, ocr_seconds=300, ocr_languages="eng")
 SCAN = [["Scanned page two", "The lighthouse keeper logs every storm."],
         ["Scanned page three", "Barnacles cover the old harbour wall."]]
