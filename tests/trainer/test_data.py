@@ -68,7 +68,9 @@ def test_held_out_collections_are_refused_by_name_and_by_content(tmp_path):
             read_beir_pairs(folder, split)
         with pytest.raises(HeldOutError):
             read_training([f"{folder}:{split}"])
-    check_beir(write_beir(tmp_path / "scifact2" / "scifact", synthetic_pairs(3), split="train"), "train")  # allowed
+    with pytest.raises(HeldOutError, match="held out"):  # all of SciFact, train split included, is held out
+        check_beir(write_beir(tmp_path / "scifact2" / "scifact", synthetic_pairs(3), split="train"), "train")
+    check_beir(write_beir(tmp_path / "mine" / "mycoll", synthetic_pairs(3), split="train"), "train")  # allowed
     if (SHARED / "cranfield" / "qrels" / "test.tsv").is_file():  # a renamed copy is caught by its hash
         copy = tmp_path / "renamed"
         shutil.copytree(SHARED / "cranfield", copy)
