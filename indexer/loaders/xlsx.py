@@ -9,6 +9,8 @@ from datetime import date, datetime, time
 from .base import Extracted, ExtractError, Limits, paged
 from .zipsafe import check_zip
 
+EXCEL_ROWS = 1_048_576  # rows in a sheet (Excel's limit); a CSV may not have more either
+
 
 def cell_text(value) -> str:
     if value is None:
@@ -22,15 +24,18 @@ def cell_text(value) -> str:
 
 def row_lines(rows, limits: Limits, seen: int = 0) -> tuple[list[str], int]:
     """Lines for an iterable of rows (tuples of cell values): the header row, then ``name: value`` per cell
-    (cells without a header are named by column number); ``seen`` counts rows already read from this file."""
+    (cells without a header are named by column number); ``seen`` counts non-empty rows already read from this
+    file.  Empty rows do not count (openpyxl yields one for every row number skipped), up to Excel's last row."""
     header: list[str] | None = None
     lines: list[str] = []
-    for row in rows:
-        seen += 1
-        limits.check_rows(seen)
+    for scanned, row in enumerate(rows, 1):
+        if scanned > EXCEL_ROWS:
+            raise ExtractError(f"rows numbered past {EXCEL_ROWS}, the most a sheet can have: a damaged file")
         cells = [cell_text(v) for v in row]
         if not any(cells):
             continue
+        seen += 1
+        limits.check_rows(seen)
         if header is None:
             header = cells
             lines.append(" | ".join(c for c in cells if c))
@@ -58,6 +63,7 @@ def load_xlsx(data: bytes, limits: Limits) -> Extracted:
             if not hasattr(sheet, "iter_rows"):  # a chart sheet
                 continue
             try:
+                sheet.reset_dimensions()  # read every row, not just those inside the dimension the file claims
                 lines, seen = row_lines(sheet.iter_rows(values_only=True), limits, seen)
             except ExtractError:
                 raise

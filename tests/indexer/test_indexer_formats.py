@@ -174,6 +174,26 @@ def test_xlsx_rows_keep_their_header_names_and_values():
     assert got.pages == ((1, "Sheet: S\n\nwhen | amount\nwhen: 2024-01-05; amount: 2; column 3: x"),)
 
 
+def moved_row(book: bytes, row: int) -> bytes:
+    """The workbook with its second row renumbered ``row`` (its dimension still says A1:B2)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(book)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                for old in (b'<row r="2"', b'r="A2"', b'r="B2"'):
+                    data = data.replace(old, old.replace(b"2", str(row).encode()))
+            dst.writestr(info, data)
+    return out.getvalue()
+
+
+def test_xlsx_reads_past_a_wrong_dimension_up_to_excels_last_row():
+    book = make_xlsx({"S": [["a", "b"], ["far", "away"]]})
+    assert "a: far; b: away" in extract(moved_row(book, 900_000), "gap.xlsx", limits(max_rows=5)).pages[0][1]
+    with pytest.raises(ExtractError, match="rows numbered past 1048576"):
+        extract(moved_row(book, 2_000_000), "gap.xlsx", limits())
+
+
 def test_eml_html_body_and_encodings():
     msg = EmailMessage()
     msg["From"], msg["Subject"] = "a@example.org", "Grüße"
