@@ -1,29 +1,11 @@
 """moesearch indexer: files -> pages -> chunks -> dense + BM25 vectors -> Qdrant, and hybrid search.
 
 The public API is what this package exports (``from indexer import Pipeline, Source, ...``): ``Pipeline`` and the
-value types it takes and returns; settings are ``IndexerSettings``.  The CLI is ``python -m indexer``.
+value types it takes and returns (``pipeline.__all__``), and ``IndexerSettings``.  The CLI is ``python -m indexer``.
 """
 
-from .pipeline import (
-    DocumentFile,
-    DocumentInfo,
-    Facets,
-    FileStatus,
-    Hit,
-    IndexerError,
-    IngestReport,
-    ModelInfo,
-    Pipeline,
-    ProgressEvent,
-    RoutingView,
-    SearchFilters,
-    Source,
-    Stats,
-    StoreError,
-    StoreLockedError,
-)
+from . import pipeline as _pipeline
+from .pipeline import *  # noqa: F403 - the API is pipeline.__all__
 from .settings import IndexerSettings
 
-__all__ = ["DocumentFile", "DocumentInfo", "Facets", "FileStatus", "Hit", "IndexerError", "IndexerSettings",
-           "IngestReport", "ModelInfo", "Pipeline", "ProgressEvent", "RoutingView", "SearchFilters", "Source", "Stats",
-           "StoreError", "StoreLockedError"]
+__all__ = [*_pipeline.__all__, "IndexerSettings"]

@@ -100,8 +100,9 @@ def _rebuilt(stored) -> Extracted:
         pages = stored.pages()
     except ValueError as exc:
         raise ExtractError(f"stored chunks are damaged ({exc}); delete and ingest this file again") from None
+    numbers = {n for n, _ in pages}
     return Extracted(p.get("doc_type", "txt"), tuple(pages), int(p.get("pages", len(pages))),
-                     tuple(p.get("notes") or ()))
+                     tuple(p.get("notes") or ()), tuple(n for n in p.get("ocr_pages") or () if n in numbers))
 
 
 @dataclass

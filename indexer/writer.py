@@ -82,14 +82,14 @@ class DocumentWriter:
         base = {"kind": CHUNK, "state": WRITING, "doc_id": doc.doc_id, "source": doc.source.name,
                 "path": doc.source.key, "doc_type": doc.extracted.doc_type, "ingested_at": doc.ingested_at,
                 "model_id": model_id}
-        done, total = 0, doc.chunks
+        done, total, ocr = 0, doc.chunks, set(doc.extracted.ocr_pages)
         for i, batch in enumerate(doc.batches):
             dense = vectors(i, [c.text for c in batch])  # (b, D)
             if dense.shape[0] != len(batch):
                 raise RuntimeError(f"got {dense.shape[0]} vectors for {len(batch)} chunks")
             points = [PointRecord(chunk_id(doc.doc_id, c.index),
                                   dict(base, page=c.page, chunk_index=c.index, char_start=c.start, char_end=c.end,
-                                       text=c.text, content_sha256=sha256(c.text.encode())),
+                                       text=c.text, content_sha256=sha256(c.text.encode()), ocr=c.page in ocr),
                                   vec, self.encoders.sparse_document(c.text))
                       for c, vec in zip(batch, dense, strict=True)]
             _store(col.upsert, points)
@@ -103,7 +103,7 @@ class DocumentWriter:
         record = {"kind": DOC, "doc_id": doc.doc_id, "source": doc.source.name, "path": doc.source.key,
                   "doc_type": doc.extracted.doc_type, "pages": doc.extracted.page_count, "chunks": total,
                   "size_bytes": doc.size_bytes, "ingested_at": doc.ingested_at, "model_id": model_id,
-                  "notes": list(doc.extracted.notes), "kept_copy": kept}
+                  "notes": list(doc.extracted.notes), "ocr_pages": list(doc.extracted.ocr_pages), "kept_copy": kept}
         _store(col.set_payload, [Match("kind", (CHUNK,)), *mine], {"state": COMPLETE})
         _store(col.upsert, [PointRecord(record_id(doc.doc_id), record)])
         return record

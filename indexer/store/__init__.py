@@ -4,26 +4,11 @@ from __future__ import annotations
 
 from indexer.settings import IndexerSettings
 
-from .base import (
-    DENSE,
-    MODES,
-    SPARSE,
-    Collection,
-    CollectionSpec,
-    Match,
-    PointRecord,
-    QuerySpec,
-    Range,
-    Record,
-    Root,
-    SparseVec,
-    StoreError,
-    StoreLockedError,
-    scroll_all,
-)
+from . import base as _base
+from .base import *  # noqa: F403 - the store interface is base.__all__
+from .base import Root
 
-__all__ = ["DENSE", "MODES", "SPARSE", "Collection", "CollectionSpec", "Match", "PointRecord", "QuerySpec", "Range",
-           "Record", "Root", "SparseVec", "StoreError", "StoreLockedError", "open_root", "scroll_all"]
+__all__ = [*_base.__all__, "open_root"]
 
 
 def open_root(settings: IndexerSettings) -> Root:

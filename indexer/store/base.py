@@ -14,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+__all__ = ["DENSE", "MODES", "SPARSE", "Collection", "CollectionSpec", "Match", "PointRecord", "QuerySpec", "Range",
+           "Record", "Root", "SparseVec", "StoreError", "StoreLockedError", "scroll_all"]
 DENSE, SPARSE = "dense", "bm25"
 MODES = ("hybrid", "dense", "keyword")
 

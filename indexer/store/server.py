@@ -14,26 +14,16 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qdrant_client import QdrantClient
 from qdrant_client import models as m
 
-from .base import (
-    DENSE,
-    SPARSE,
-    CollectionSpec,
-    Match,
-    PointRecord,
-    QuerySpec,
-    Range,
-    Record,
-    SparseVec,
-    StoreError,
-    Where,
-    named_vectors,
-)
+from .base import DENSE, SPARSE, Match, Range, Record, StoreError, named_vectors
 from .lock import FolderLock
+
+if TYPE_CHECKING:
+    from .base import CollectionSpec, PointRecord, QuerySpec, SparseVec, Where
 
 log = logging.getLogger(__name__)
 

@@ -108,11 +108,12 @@ def test_scanned_pdf_and_image_found_by_search_on_their_page(pipeline, tmp_path)
 
 
 @needs_tesseract
-@pytest.mark.xfail(strict=True, reason="the chunk writer (indexer/writer.py, being restructured) does not yet write "
-                                       "`ocr: true` for chunks of Extracted.ocr_pages; remove this mark once it does")
 def test_ocr_chunks_are_marked_in_the_payload(pipeline, tmp_path):
     (tmp_path / "scan.pdf").write_bytes(make_scanned_pdf([sentences(5, 2, "heron"), *SCAN]))
     assert pipeline.ingest([tmp_path / "scan.pdf"]).files[0].status == "ok"
+    assert next(h for h in pipeline.search("lighthouse keeper", mode="keyword")).ocr is True
+    assert next(h for h in pipeline.search("heron", mode="keyword")).ocr is False
+    pipeline.reindex(force=True)  # rebuilt from the stored chunks: the marks stay
     assert next(h for h in pipeline.search("lighthouse keeper", mode="keyword")).ocr is True
     assert next(h for h in pipeline.search("heron", mode="keyword")).ocr is False
 
