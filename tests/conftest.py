@@ -15,6 +15,24 @@ TINY = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def _cuda_ep() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``no_cuda`` check what a machine without CUDA does: skipped where onnxruntime has the CUDA EP."""
+    if not _cuda_ep():
+        return
+    skip = pytest.mark.skip(reason="assumes a machine without CUDA; this onnxruntime has the CUDA EP")
+    for item in items:
+        if "no_cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 def build_tiny_dense(folder: Path, seed: int = 0) -> Path:
     """A random dense BERT folder (HF layout) with all-MiniLM-L6-v2's tokenizer."""
     import torch
@@ -73,13 +91,21 @@ def tiny_model_dir(tmp_path_factory, tiny_dense_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def full_model_dir() -> Path:
-    """The full-size default model (upcycled all-MiniLM-L6-v2, 8 experts), prepared as README's set-up does."""
+def full_model_dir(tmp_path_factory) -> Path:
+    """The full-size default model (upcycled all-MiniLM-L6-v2, 8 experts), prepared as README's set-up does, in a
+    temporary folder: a copy of the repository's models/minilm-moe-upcycled when it is there, else upcycled anew
+    (the repository's models/ is never written)."""
     from embedder.__main__ import main
     from embedder.settings import UPCYCLED_MODEL
+    from embedder.upcycle import upcycle
 
-    assert main(["prepare", str(UPCYCLED_MODEL)]) == 0
-    return UPCYCLED_MODEL
+    out = tmp_path_factory.mktemp("full-model") / UPCYCLED_MODEL.name
+    if (UPCYCLED_MODEL / "config.json").is_file():
+        shutil.copytree(UPCYCLED_MODEL, out)
+    else:
+        upcycle(out)
+    assert main(["prepare", str(out)]) == 0
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,11 @@
 import json
 
+import pytest
+
 from embedder.__main__ import main
 
 
+@pytest.mark.no_cuda  # asserts the CPU provider and the no-CUDA error
 def test_cli_upcycle_export_embed(tiny_dense_dir, tmp_path, capsys):
     out = tmp_path / "cli-model"
     assert main(["upcycle", "--out", str(out), "--dense", str(tiny_dense_dir), "--experts", "4",

@@ -74,6 +74,7 @@ def test_matryoshka_dims(tiny_model_dir, tmp_path):
         Embedder(folder, dim=12)
 
 
+@pytest.mark.no_cuda
 def test_cuda_without_cuda_ep_is_a_clear_error(tiny_model_dir):
     with pytest.raises(RuntimeError, match="no CUDA EP"):
         Embedder(tiny_model_dir, device="cuda")
@@ -81,6 +82,7 @@ def test_cuda_without_cuda_ep_is_a_clear_error(tiny_model_dir):
         Embedder(tiny_model_dir, device="tpu")
 
 
+@pytest.mark.no_cuda  # a real CUDA EP would start
 def test_silent_cuda_fallback_is_caught(tiny_model_dir, monkeypatch, caplog):
     """A build that lists the CUDA EP but cannot start it gives a CPU session; only get_providers() tells.
     'cuda' must refuse it and 'auto' must say it runs on CPU (and pick the int8 CPU file)."""
@@ -111,6 +113,7 @@ def test_route_returns_router_choices(tiny_model_dir):
     np.testing.assert_allclose(r.weights.sum(-1), 1, atol=1e-5)
 
 
+@pytest.mark.no_cuda  # asserts the CPU provider under device='auto'
 def test_runtime_never_imports_torch(tiny_model_dir):
     code = (
         "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
@@ -126,6 +129,7 @@ def test_runtime_never_imports_torch(tiny_model_dir):
     assert "ok CPUExecutionProvider" in out.stdout
 
 
+@pytest.mark.slow  # the full-size model, upcycled and exported on a fresh clone
 def test_golden_vectors_match_sentence_transformers(full_model_dir):
     """The shipped runtime path on the real upcycled MiniLM reproduces sentence-transformers' all-MiniLM-L6-v2."""
     from sentence_transformers import SentenceTransformer

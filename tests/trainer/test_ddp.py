@@ -27,6 +27,7 @@ def metrics(run_dir):
     return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # two torchrun processes (gloo): about 40 s here
 def test_two_ranks_equal_one_process(tmp_path, moe_dir, train_file):
     args = ["pretrain", "--config", str(TINY), "--init", str(moe_dir), "--train", str(train_file), "--quiet",
             "--steps=3", "--batch_size=16", "--chunk_size=5", "--aux_loss_coef=0.1", "--symmetric=true"]

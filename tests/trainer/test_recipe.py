@@ -4,6 +4,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from trainer_helpers import synthetic_pairs, write_beir
 
 from embedder.export import is_current
@@ -19,6 +20,7 @@ def mean(xs):
     return sum(xs) / len(xs)
 
 
+@pytest.mark.slow  # every recipe stage, export and eval: about 30 s here
 def test_tiny_recipe_end_to_end(tmp_path, tiny_dense_dir):
     pairs = synthetic_pairs(260, seed=7, sources=("alpha", "beta"))
     write_jsonl(tmp_path / "mine.jsonl", pairs[:200])
