@@ -69,7 +69,11 @@ def extract(data: bytes, name: str, limits: Limits | None = None, progress: OcrP
     elif claimed is None:
         notes.append(f"unsupported extension {suffix}; the content is {found.description}, indexed as such")
     try:
-        got = _load(kind, data, claimed, suffix, found.description, limits, progress)
+        try:
+            got = _load(kind, data, claimed, suffix, found.description, limits, progress)
+        except ImportError as exc:  # an install without the `app` extra
+            raise ExtractError(f"reading {found.description} needs the Python package {exc.name!r}, which is not "
+                               "installed: pip install 'moesearch[app]'") from None
     except ExtractError as exc:
         if renamed:
             raise ExtractError(f"{renamed}; {exc}") from None

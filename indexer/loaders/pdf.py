@@ -52,7 +52,7 @@ def load_pdf(data: bytes, limits: Limits, progress: OcrProgress | None = None) -
         _DAMAGE.local.found = None
     ocr_done: list[int] = []
     if scans:
-        reason = ocr.problem(limits.ocr_languages)
+        reason = ocr.problem(limits.ocr_languages) or _renderer_problem()
         if reason is None:
             texts = dict(pages)
             for number, text in ocr_pages(data, scans, limits, progress):
@@ -132,6 +132,14 @@ def _read_text_layer(data: bytes, damage: list[str], limits: Limits
             elif text:
                 pages.append((number, text))
     return pages, n_pages, notes, scans
+
+
+def _renderer_problem() -> str | None:
+    try:
+        import pypdfium2  # noqa: F401
+    except ImportError:
+        return "rendering PDF pages for OCR needs pypdfium2, which is not installed: pip install 'moesearch[app]'"
+    return None
 
 
 def _has_images(page) -> bool:

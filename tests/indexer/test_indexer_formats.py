@@ -296,6 +296,15 @@ def test_rows_cap_fails_one_file_in_a_batch(make_settings, tiny_embedder, tmp_pa
     assert short.status == "ok"
 
 
+def test_a_missing_library_is_named(monkeypatch):
+    import sys
+
+    deck = make_pptx(PPTX)
+    monkeypatch.setitem(sys.modules, "pptx", None)  # as in an install without the `app` extra
+    with pytest.raises(ExtractError, match=r"\(PPTX\) needs the Python package 'pptx'.*moesearch\[app\]"):
+        extract(deck, "deck.pptx", limits())
+
+
 def test_accepted_types_come_from_one_table():
     text = accepted_types()
     for _, label, suffixes in FORMATS:
