@@ -163,3 +163,22 @@ def test_a_second_admin_is_told_to_wait_instead_of_blocking(app_env, monkeypatch
     assert other.wait(60) and other.error is None
     finish_job(at.button(key="ingest-uploads").click().run())
     assert _report(at)["kestrel-notes.txt"] == ("ok", "")
+
+
+def test_the_documents_table_is_paged(app_env, monkeypatch, admin_hash):
+    from indexer import Source
+
+    monkeypatch.setenv(ENV_VAR, admin_hash)
+    notes = [Source.upload(f"note-{i:02d}.txt", f"Field note {i} about the marsh wren.".encode()) for i in range(52)]
+    assert get_service().ingest(notes, "52 notes").ok == 52
+    at = sign_in(open_page(INGEST))
+    assert "Documents (52)" in texts(at.markdown)
+    table = next(d.value for d in at.dataframe if "source" in d.value.columns)
+    assert list(table["source"]) == [f"note-{i:02d}.txt" for i in range(50)]
+    at.number_input(key="doc_page").set_value(2).run()
+    table = next(d.value for d in at.dataframe if "source" in d.value.columns)
+    assert list(table["source"]) == ["note-50.txt", "note-51.txt"] and not at.exception
+    page_two = {d.doc_id: d.source for d in get_service().documents(50, 50)}
+    assert sorted(page_two.values()) == ["note-50.txt", "note-51.txt"]
+    options = at.multiselect(key="delete_ids").options  # the delete list offers this page's documents
+    assert len(options) == 2 and all(name in " ".join(options) for name in page_two.values())
