@@ -8,12 +8,13 @@ page's chunks cover the page exactly, start to end: consecutive spans overlap by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 PARAGRAPH, SENTENCE, CLAUSE, WORD, INSIDE = 4, 3, 2, 1, 0
 SENTENCE_END = ".!?\u3002\uff01\uff1f"
 CLOSERS = "\"')]}\u201d\u2019\u00bb"
+SEGMENT_CHARS = 200_000  # a page longer than this is tokenized a stretch at a time (see iter_chunks)
 
 
 @dataclass(frozen=True)
@@ -99,15 +100,43 @@ def token_offsets(tokenizer, text: str) -> list[tuple[int, int]]:
     return out
 
 
-def chunk_pages(pages: Sequence[tuple[int, str]], tokenizer, max_tokens: int, overlap: int) -> list[Chunk]:
-    """Chunks for a document's ``(page_number, text)`` pages; indices run over the whole document."""
-    chunks: list[Chunk] = []
+def segments(text: str, size: int = SEGMENT_CHARS) -> Iterator[tuple[int, int]]:
+    """``[start, end)`` stretches of ``text`` of at most about ``size`` chars that cover it, cut at the last
+    paragraph break (else line break, else space) before the limit, so no token straddles a cut."""
+    start, n = 0, len(text)
+    while n - start > size:
+        limit = start + size
+        cut = max(text.rfind("\n\n", start + size // 2, limit), -1)
+        if cut < 0:
+            cut = max(text.rfind("\n", start + size // 2, limit), text.rfind(" ", start + size // 2, limit))
+        cut = limit if cut < 0 else cut + 1
+        yield start, cut
+        start = cut
+    yield start, n
+
+
+def iter_chunks(pages: Iterable[tuple[int, str]], tokenizer, max_tokens: int, overlap: int) -> Iterator[Chunk]:
+    """Chunks for a document's ``(page_number, text)`` pages, one at a time; indices run over the whole document.
+    A long page is tokenized a segment (``SEGMENT_CHARS``) at a time, so memory does not grow with its length;
+    chunks touch (no overlap) where segments meet."""
+    index = 0
     for page, text in pages:
         if not text.strip():
             continue
-        for span in plan_spans(text, token_offsets(tokenizer, text), max_tokens, overlap):
-            chunks.append(Chunk(len(chunks), page, span.start, span.end, text[span.start:span.end], span.n_tokens))
-    return chunks
+        a = 0  # a stretch without tokens (only spaces) joins the next one, so the spans still cover the page
+        for _, b in segments(text):
+            part = text[a:b]
+            spans = plan_spans(part, token_offsets(tokenizer, part), max_tokens, overlap)
+            for span in spans:
+                yield Chunk(index, page, a + span.start, a + span.end, part[span.start:span.end], span.n_tokens)
+                index += 1
+            if spans:
+                a = b
+
+
+def chunk_pages(pages: Sequence[tuple[int, str]], tokenizer, max_tokens: int, overlap: int) -> list[Chunk]:
+    """Chunks for a document's ``(page_number, text)`` pages; indices run over the whole document."""
+    return list(iter_chunks(pages, tokenizer, max_tokens, overlap))
 
 
 def rebuild_page(pieces: Sequence[tuple[int, int, str]], whole: bool = True) -> str:
