@@ -1,14 +1,23 @@
-"""What the app shows about the model: its card (``ModelInfo``) and the router's choices for a text
-(``RoutingView``, trimmed to the text's own tokens).  The app reads these through ``Pipeline`` and never touches
-onnxruntime or the tokenizer itself."""
+"""What the app shows about the model: its card (``ModelInfo``), the router's choices for a text (``RoutingView``,
+trimmed to the text's own tokens), and which model the settings name right now (``ModelTracker``: a published
+model's ``current`` pointer is followed live, without a restart).  The app reads these through ``Pipeline`` and
+never touches onnxruntime or the tokenizer itself."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 2.0  # how often (at most) the configured model's pointer is read again
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,10 @@ class ModelInfo:
     model_file: str
     settings: dict = field(default_factory=dict)  # moesearch.json
     has_router: bool = False  # learned MoE routers whose choices can be charted
+    version: str = ""  # the weights' content address (embedder.registry)
+    label: str = ""  # name@version
+    moe_mode: str = ""  # "topk" (learned router) | "task" (task experts, MoTE) | "dense"
+    tasks: tuple[str, ...] = ()  # the tasks a task-expert model was built for
 
 
 @dataclass(frozen=True)
@@ -61,9 +74,12 @@ def model_info(embedder) -> ModelInfo:
         summary = "\n\n".join(p for p in paragraphs if p and not p.startswith("#"))[:1500]
     raw = folder / "moesearch.json"
     card = json.loads(raw.read_text()) if raw.is_file() else {}
+    ref = getattr(embedder, "model_ref", None)
     return ModelInfo(embedder.model_id, str(embedder.model_dir), summary, session[0], session,
                      tuple(ort.get_available_providers()), ort.__version__,
-                     Path(getattr(embedder, "model_file", "")).name, card, has_router(embedder))
+                     Path(getattr(embedder, "model_file", "")).name, card, has_router(embedder),
+                     version=getattr(ref, "version", ""), label=getattr(ref, "label", ""),
+                     moe_mode=getattr(embedder, "moe_mode", ""), tasks=tuple(getattr(embedder, "tasks", ())))
 
 
 def routing_view(embedder, text: str, query: bool = True) -> RoutingView | None:
@@ -79,3 +95,100 @@ def routing_view(embedder, text: str, query: bool = True) -> RoutingView | None:
         start, stop = 0, len(r.tokens)
     return RoutingView(list(r.tokens[start:stop]), list(r.layers), r.experts[:, start:stop],
                        r.weights[:, start:stop], int(r.num_experts))
+
+
+class ModelTracker:
+    """The model the settings name (``MOESEARCH_MODEL``: a folder, a published NAME or NAME@VERSION), followed
+    live: ``poll`` reads the name's ``current`` pointer again (at most every ``POLL_SECONDS``; a plain folder's
+    weights are re-hashed only when their mtime changes) and loads a new version when it moved.  A version that
+    cannot be loaded yet (e.g. its ONNX files are not exported) is reported in ``error`` and tried again on the
+    next poll; the model loaded before stays.  Loading never touches the index: the pipeline decides what serves."""
+
+    def __init__(self, spec: str | os.PathLike | None, load: Callable[[Path], object], embedder=None,
+                 poll_seconds: float = POLL_SECONDS):
+        self.spec = spec
+        self._load = load
+        self.poll_seconds = poll_seconds
+        self._lock = threading.Lock()
+        self._polled = time.monotonic()
+        self.error = ""  # why the version the settings name now cannot be loaded ("" = it is the one loaded)
+        self.pending = None  # its ModelRef while it cannot be loaded
+        try:
+            self._seen = self.resolve()
+        except (OSError, ValueError):
+            if embedder is None:
+                raise
+            self._seen = getattr(embedder, "model_ref", None)
+        self.embedder = embedder if embedder is not None else self._load(self._seen.folder)
+
+    def resolve(self, spec: str | os.PathLike | None = None):
+        from embedder.registry import resolve
+        from embedder.settings import default_model_dir
+
+        spec = spec if spec is not None else self.spec
+        return resolve(spec if spec else default_model_dir())
+
+    @property
+    def label(self) -> str:
+        """name@version of the model the settings name now (even when it could not be loaded)."""
+        ref = self.pending or getattr(self.embedder, "model_ref", None)
+        return ref.label if ref is not None else str(getattr(self.embedder, "model_id", ""))
+
+    def poll(self, force: bool = False) -> bool:
+        """Follow the settings' model; True when a new version was loaded."""
+        now = time.monotonic()
+        if not force and now - self._polled < self.poll_seconds:
+            return False
+        with self._lock:
+            self._polled = now
+            try:
+                ref = self.resolve()
+            except (OSError, ValueError) as exc:
+                self.error = f"{self.spec}: {exc}"
+                return False
+            if ref == self._seen:
+                self.pending, self.error = None, ""
+                return False
+            try:
+                embedder = self._load(ref.folder)
+            except Exception as exc:  # missing ONNX files, a broken folder: report, keep serving, retry later
+                self.pending, self.error = ref, f"{ref.label} cannot be loaded yet: {exc}"
+                log.warning("%s", self.error)
+                return False
+            log.info("model %s: now %s (was %s)", self.spec, ref.label, getattr(self._seen, "label", "?"))
+            self.embedder, self._seen, self.pending, self.error = embedder, ref, None, ""
+            return True
+
+    def load(self, spec: str | os.PathLike, *candidates) -> object:
+        """An embedder for ``spec`` (reindex --model): one of ``candidates`` (or the tracked one) when it is that
+        exact version already, else loaded."""
+        ref = self.resolve(spec)
+        for emb in (self.embedder, *candidates):
+            if emb is not None and getattr(emb, "model_ref", None) == ref:
+                return emb
+        return self._load(ref.folder)
+
+    def follow(self, embedder) -> bool:
+        """After a switch to ``embedder``'s model: when it is a published version of the model the settings name by
+        name (not pinned to one version), point that name's ``current`` at it, so the settings follow the index (a
+        rollback stays rolled back).  True when the pointer moved."""
+        from embedder.registry import current_version, set_current
+
+        ref = getattr(embedder, "model_ref", None)
+        if ref is None or not ref.name or "@" in Path(str(self.spec or "")).name:
+            return False
+        try:
+            mine = self.resolve()
+        except (OSError, ValueError):
+            return False
+        root = ref.folder.parent
+        if mine.name != ref.name or mine.folder.parent != root or current_version(root) == ref.version:
+            return False
+        try:
+            set_current(root, ref.version)
+        except OSError as exc:
+            log.warning("cannot move %s/current to %s: %s", root, ref.version, exc)
+            return False
+        with self._lock:
+            self.embedder, self._seen, self.pending, self.error = embedder, ref, None, ""
+        return True

@@ -1,18 +1,43 @@
-"""Reindex sources: every document of a collection as a ``Source`` rebuilt from its stored chunks.
+"""Reindex: rebuild every document of the serving collection into a new one while the old one keeps serving, then
+let the pipeline switch over in one step.
 
-The ingest loop re-chunks and re-embeds them into a new collection like any other source (``Source.stored``):
+Sources.  Every document of a collection becomes a ``Source`` rebuilt from its stored chunks (``Source.stored``):
 same doc_id, name, path, ingest date, size and kept copy; the page texts come back from the chunks' character
-spans (``chunking.rebuild_page``), so no original file is needed.
+spans (``chunking.rebuild_page``), so no original file is needed.  They go through the one ingest loop
+(``ingest.IngestLoop``) like any other source, embedded by the new model.
+
+Catching up (``Rebuild``).  A pass compares the two collections' document records: documents missing from the new
+collection (or whose record changed: same bytes ingested again under another name) are rebuilt into it, documents
+the old one no longer has are removed from it.  Passes run without the pipeline's write lock, so ingest and delete
+go on in the serving collection meanwhile; each pass picks up what changed during the previous one.  The last pass
+runs under the write lock (nothing can change then), directly before the switch, so whatever was ingested or
+deleted during the reindex is in the new collection exactly once.  The same comparison resumes a reindex that was
+killed (the half-built collection is kept and found again by its name) and makes a rollback cheap: the previous
+collection, kept after a switch, is brought up to date instead of being rebuilt.
+
+Collections are labelled by their metadata point: ``building`` until the last pass is done, ``ready`` after.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 
 from .chunking import rebuild_page
+from .encoders import Encoders
 from .files import Source, Stored
-from .schema import DOC_RECORDS, VISIBLE
-from .store.base import Collection, Match, scroll_all
+from .ingest import IngestLoop, ReadAhead
+from .results import FileStatus, IndexerError
+from .schema import DOC_RECORDS, META_ID, VISIBLE, IndexSpec
+from .store.base import Collection, Match, Root, StoreError, scroll_all
+from .writer import DocumentWriter
+
+log = logging.getLogger(__name__)
+BUILDING, READY = "building", "ready"  # a collection's state in its metadata point
+CATCH_UP_PASSES = 3  # passes without the write lock before the last one under it
 
 
 def stored_pages(collection: Collection, doc_id: str) -> list[tuple[int, str]]:
@@ -24,11 +49,161 @@ def stored_pages(collection: Collection, doc_id: str) -> list[tuple[int, str]]:
     return [(page, rebuild_page(pieces[page])) for page in sorted(pieces)]
 
 
+def _source(collection: Collection, record: dict) -> Source:
+    return Source(record["source"], record.get("path") or record["source"],
+                  stored=Stored(record, partial(stored_pages, collection, record["doc_id"])))
+
+
 def stored_sources(collection: Collection) -> list[Source]:
     """One source per document record of ``collection`` (pages are rebuilt when the loop prepares it)."""
-    out = []
-    for record in scroll_all(collection, DOC_RECORDS):
-        p = record.payload
-        out.append(Source(p["source"], p.get("path") or p["source"],
-                          stored=Stored(p, partial(stored_pages, collection, p["doc_id"]))))
-    return out
+    return [_source(collection, r.payload) for r in scroll_all(collection, DOC_RECORDS)]
+
+
+def spec_of(embedder, settings) -> IndexSpec:
+    """The index spec an embedder builds under these settings, with its exact model version (and registry name)."""
+    ref = getattr(embedder, "model_ref", None)
+    return replace(Encoders.spec_for(embedder, settings), model_version=getattr(ref, "version", "") or "",
+                   model_name=getattr(ref, "name", "") or "")
+
+
+def read_meta(collection: Collection) -> tuple[IndexSpec | None, str]:
+    """A collection's index spec and state (``building`` / ``ready``); (None, "") without moesearch metadata."""
+    found = collection.retrieve([META_ID])
+    if not found:
+        return None, ""
+    return IndexSpec.from_payload(found[0].payload), str(found[0].payload.get("state", ""))
+
+
+def keep_after_switch(spec: IndexSpec) -> bool:
+    """Whether the collection a reindex switched away from is kept for a rollback: yes when its model is a
+    published version (``NAME@VERSION`` still names those exact weights), no for a plain model folder (it may have
+    been retrained in place, so its old index could never be served correctly again)."""
+    return bool(spec.model_name and spec.model_version)
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """One collection of the store, as ``python -m indexer gc`` and the Status page list them."""
+
+    name: str
+    state: str  # active | ready (a previous index, kept for rollback) | building (unfinished reindex) | unknown
+    model: str  # name@version of the model that built it ("" without metadata)
+    documents: int
+    model_dir: str = ""
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "state": self.state, "model": self.model, "documents": self.documents,
+                "model_dir": self.model_dir}
+
+
+def describe(root: Root, name: str, active: str | None) -> CollectionInfo:
+    """What a collection holds; never raises (an unreadable one is ``unknown``)."""
+    try:
+        col = root.open(name)
+        spec, state = read_meta(col)
+        docs = col.count(DOC_RECORDS)
+    except (StoreError, OSError, ValueError, KeyError) as exc:
+        log.warning("cannot read collection %s: %s", name, exc)
+        return CollectionInfo(name, "unknown", "", 0)
+    if spec is None:
+        return CollectionInfo(name, "unknown", "", docs)
+    return CollectionInfo(name, "active" if name == active else (state or "unknown"), spec.model_label, docs,
+                          spec.model_dir)
+
+
+def _key(record: dict) -> tuple:
+    """What must agree between a document's records in the two collections for it to count as copied."""
+    return (record.get("source"), record.get("path"), record.get("ingested_at"), record.get("size_bytes"),
+            bool(record.get("kept_copy")))
+
+
+class Rebuild:
+    """Brings ``new`` in line with ``old`` in passes (see the module doc); ``loop()`` makes a fresh ingest loop
+    that writes into ``new`` with the new model."""
+
+    def __init__(self, old: Collection, new: Collection, encoders: Encoders, loop: Callable[[DocumentWriter],
+                 IngestLoop]):
+        self.old, self.new = old, new
+        self.writer = DocumentWriter(new, encoders, None)  # None: kept copies belong to the documents, not to us
+        self._loop = loop
+        self.statuses: dict[str, FileStatus] = {}  # doc_id -> its latest status in this reindex
+
+    def _plan(self) -> tuple[dict[str, dict], list[dict], list[str]]:
+        have = {r.payload["doc_id"]: r.payload for r in scroll_all(self.old, DOC_RECORDS)}
+        built = {r.payload["doc_id"]: r.payload for r in scroll_all(self.new, DOC_RECORDS)}
+        remove = [d for d, rec in built.items() if d not in have or _key(rec) != _key(have[d])]
+        gone = set(remove)
+        add = [rec for d, rec in have.items() if d not in built or d in gone]
+        return have, add, remove
+
+    def run_pass(self) -> tuple[int, list[FileStatus]]:
+        """One pass: remove what the old collection lost, rebuild what it has and the new one lacks.  Returns the
+        number of changes and this pass's failures."""
+        _, add, remove = self._plan()
+        for doc_id in remove:
+            self.writer.delete(doc_id)
+            self.statuses.pop(doc_id, None)
+        sources = [_source(self.old, rec) for rec in add]
+        failed = []
+        if sources:
+            loop = self._loop(self.writer)
+            statuses, store_error = loop.run(sources, ReadAhead(loop, sources))
+            if store_error is not None:
+                raise IndexerError(f"reindex stopped, the index is unchanged: the store failed ({store_error})")
+            for source, status in zip(sources, statuses, strict=True):
+                self.statuses[source.stored.record["doc_id"]] = status
+                if status.status == "failed":
+                    failed.append(status)
+        return len(remove) + len(sources), failed
+
+    def catch_up(self, passes: int = CATCH_UP_PASSES) -> None:
+        """Passes without the write lock until one finds nothing to do (at most ``passes``); failures are
+        retried by the next pass (a document deleted meanwhile simply drops out)."""
+        for _ in range(passes):
+            changed, _failed = self.run_pass()
+            if not changed:
+                return
+
+    def finish(self) -> list[FileStatus]:
+        """The last pass (call it under the write lock): afterwards ``new`` holds exactly ``old``'s documents, or
+        IndexerError says which could not be rebuilt.  Returns one status per document."""
+        _, failed = self.run_pass()
+        if failed:  # switching now would lose these documents: keep the old index
+            raise IndexerError(f"reindex stopped, the index is unchanged: {len(failed)} document(s) could not be "
+                               f"rebuilt ({'; '.join(f'{f.name}: {f.reason}' for f in failed[:3])})")
+        have, add, remove = self._plan()
+        if add or remove:
+            raise IndexerError(f"reindex stopped, the index is unchanged: {len(add) + len(remove)} document(s) "
+                               "differ after the last pass (another process writes to this store?)")
+        out = []
+        for doc_id, rec in sorted(have.items(), key=lambda kv: (kv[1].get("source", ""), kv[0])):
+            out.append(self.statuses.get(doc_id) or FileStatus(
+                rec.get("source", ""), "duplicate", "already in the new index (resumed, or kept from before)",
+                path=rec.get("path", ""), doc_id=doc_id, pages=int(rec.get("pages", 0)),
+                chunks=int(rec.get("chunks", 0))))
+        return out
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What ``gc`` dropped (or, with ``dry_run``, would drop)."""
+
+    collections: tuple[CollectionInfo, ...]
+    model_versions: tuple[str, ...]  # name@version
+    model_folders: tuple[str, ...]
+    dry_run: bool
+
+    def to_dict(self) -> dict:
+        return {"dry_run": self.dry_run, "collections": [c.to_dict() for c in self.collections],
+                "model_versions": list(self.model_versions), "model_folders": list(self.model_folders)}
+
+
+def unused_collections(root: Root, active: str | None, busy: Iterable[str] = ()) -> list[CollectionInfo]:
+    """The collections a garbage collection may drop: all but the active one and any being built right now."""
+    skip = {active, *busy}
+    return [describe(root, name, active) for name in root.collections() if name not in skip]
+
+
+def registry_roots(specs: Iterable[IndexSpec]) -> set[Path]:
+    """The registry folders (``models/NAME``) of the published models these specs were built with."""
+    return {Path(s.model_dir).parent for s in specs if s.model_name and s.model_dir}
