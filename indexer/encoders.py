@@ -1,4 +1,10 @@
-"""One model's view of text: chunking on its tokenizer, dense vectors from the Embedder, BM25 vectors."""
+"""One model's view of text: chunking on its tokenizer, dense vectors from the Embedder, BM25 vectors, and the
+documents' similarity vectors ("Similar documents").
+
+A document's similarity vector is the normalised mean of its chunks' embeddings for the ``symmetric`` task when
+the model has one (MoTE's document-to-document expert; at most `SIMILAR_CHUNKS` evenly spaced chunks are embedded
+again for it), else the normalised mean of the chunk vectors already computed for search (no extra work).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ from .sparse import Bm25Encoder, Bm25Params
 from .store.base import SparseVec
 
 log = logging.getLogger(__name__)
+SYMMETRIC, SEARCH_DOCUMENT = "symmetric", "search_document"
+SIMILAR_CHUNKS = 16  # chunks a document's symmetric embedding is averaged over (evenly spaced; bounds the cost)
 
 
 class Encoders:
@@ -40,9 +48,10 @@ class Encoders:
     @classmethod
     def spec_for(cls, embedder, settings) -> IndexSpec:
         bm25 = Bm25Params(settings.bm25_language, settings.bm25_k, settings.bm25_b, settings.bm25_avg_len)
+        similar = SYMMETRIC if SYMMETRIC in getattr(embedder, "tasks", ()) else SEARCH_DOCUMENT
         return IndexSpec(model_id=embedder.model_id, dim=int(embedder.dim), chunk_tokens=settings.chunk_tokens,
                          chunk_overlap=settings.chunk_overlap, bm25=bm25.as_dict(),
-                         model_dir=str(Path(embedder.model_dir).absolute()))
+                         model_dir=str(Path(embedder.model_dir).absolute()), similar=similar)
 
     def chunk(self, pages: Sequence[tuple[int, str]]) -> list[Chunk]:
         return chunk_pages(pages, self.tokenizer, self.max_tokens, self.overlap)
@@ -52,6 +61,17 @@ class Encoders:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embedder.embed_query(text)  # (D,)
+
+    def similarity_vector(self, texts: Sequence[str], dense: np.ndarray) -> np.ndarray | None:
+        """A document's similarity vector (D,) from its chunk texts and their search vectors ``dense`` (N, D); None
+        for an index without similarity vectors."""
+        if not self.spec.similar or not len(texts):
+            return None
+        if self.spec.similar == SYMMETRIC:
+            pick = np.unique(np.linspace(0, len(texts) - 1, min(len(texts), SIMILAR_CHUNKS)).round().astype(int))
+            dense = self.embedder.embed([texts[i] for i in pick], task=SYMMETRIC)  # (n, D)
+        mean = np.asarray(dense, dtype=np.float32).mean(0)  # (D,)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
     def sparse_document(self, text: str) -> SparseVec:
         return self.bm25.document(text)

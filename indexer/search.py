@@ -1,4 +1,5 @@
-"""Queries -> hits: dense, keyword (BM25) or hybrid (both, fused with RRF), plus neighbouring chunks."""
+"""Queries -> hits: dense, keyword (BM25) or hybrid (both, fused with RRF), plus neighbouring chunks, and the
+documents nearest a document by their similarity vectors."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from collections.abc import Sequence
 
 from .chunking import rebuild_page
 from .encoders import Encoders
-from .results import Hit, SearchFilters
-from .schema import VISIBLE
-from .store.base import MODES, Collection, Match, QuerySpec, Range, Record, SparseVec, scroll_all
+from .results import Hit, IndexerError, SearchFilters, SimilarDocument
+from .schema import DOC_RECORDS, VISIBLE, IndexSpec, record_id
+from .store.base import MODES, SIMILAR, Collection, Match, QuerySpec, Range, Record, SparseVec, scroll_all
 
 MAX_K = 1000
 
@@ -61,6 +62,27 @@ def neighbour_hits(collection: Collection, hit: Hit, before: int, after: int, en
     records = scroll_all(collection, where)
     hits = [to_hit(r, encoders, sparse) for r in records]
     return sorted(hits, key=lambda h: h.chunk_index)
+
+
+def similar_documents(collection: Collection, spec: IndexSpec, doc_id: str, k: int) -> list[SimilarDocument]:
+    """The ``k`` documents nearest ``doc_id`` by their similarity vectors (``symmetric`` task embeddings, or the
+    mean of the chunks' search vectors for a model without that task), best first, the document itself left out."""
+    from .catalog import document_info
+
+    if not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be an int in 1..{MAX_K}, got {k!r}")
+    if not spec.similar:
+        raise IndexerError("this index was built before documents had similarity vectors: run "
+                           "`python -m indexer reindex` to add them")
+    found = collection.retrieve([record_id(doc_id)], vectors=(SIMILAR,))
+    if not found:
+        raise IndexerError(f"no document {doc_id!r} in the index")
+    vec = found[0].vectors.get(SIMILAR)
+    if vec is None:
+        raise IndexerError(f"document {doc_id!r} has no similarity vector (it has no text); nothing to compare")
+    records = collection.query(QuerySpec(limit=k + 1, dense=vec, using=SIMILAR, where=DOC_RECORDS))
+    return [SimilarDocument(document_info(r.payload), r.score) for r in records
+            if r.payload.get("doc_id") != doc_id][:k]
 
 
 def merge_text(hits: Sequence[Hit]) -> str:

@@ -83,10 +83,13 @@ class DocumentWriter:
                 "path": doc.source.key, "doc_type": doc.extracted.doc_type, "ingested_at": doc.ingested_at,
                 "model_id": model_id}
         done, total, ocr = 0, doc.chunks, set(doc.extracted.ocr_pages)
+        texts, search_vectors = [], []  # for the document's similarity vector
         for i, batch in enumerate(doc.batches):
             dense = vectors(i, [c.text for c in batch])  # (b, D)
             if dense.shape[0] != len(batch):
                 raise RuntimeError(f"got {dense.shape[0]} vectors for {len(batch)} chunks")
+            texts.extend(c.text for c in batch)
+            search_vectors.append(np.asarray(dense, dtype=np.float32))
             points = [PointRecord(chunk_id(doc.doc_id, c.index),
                                   dict(base, page=c.page, chunk_index=c.index, char_start=c.start, char_end=c.end,
                                        text=c.text, content_sha256=sha256(c.text.encode()), ocr=c.page in ocr),
@@ -104,8 +107,9 @@ class DocumentWriter:
                   "doc_type": doc.extracted.doc_type, "pages": doc.extracted.page_count, "chunks": total,
                   "size_bytes": doc.size_bytes, "ingested_at": doc.ingested_at, "model_id": model_id,
                   "notes": list(doc.extracted.notes), "ocr_pages": list(doc.extracted.ocr_pages), "kept_copy": kept}
+        similar = self.encoders.similarity_vector(texts, np.concatenate(search_vectors)) if texts else None
         _store(col.set_payload, [Match("kind", (CHUNK,)), *mine], {"state": COMPLETE})
-        _store(col.upsert, [PointRecord(record_id(doc.doc_id), record)])
+        _store(col.upsert, [PointRecord(record_id(doc.doc_id), record, similar=similar)])
         return record
 
     def delete(self, doc_id: str) -> None:

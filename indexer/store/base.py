@@ -3,7 +3,9 @@
 A *root* (one per backend: qdrant-edge folder, qdrant-client local/memory, Qdrant server) holds several
 *collections* and knows which one is active (the one search uses).  A collection takes points that carry a
 named dense vector ``dense``, a BM25 sparse vector ``bm25`` (Qdrant applies IDF) and a payload, and answers
-dense, sparse and RRF-fused queries under payload filters.  The store never interprets text.
+dense, sparse and RRF-fused queries under payload filters; a collection made with ``similar_dim`` also holds a
+dense vector ``similar`` on the points that have one (a document's similarity vector on its record) and answers
+dense queries against it.  The store never interprets text.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["DENSE", "MODES", "SPARSE", "Collection", "CollectionSpec", "Match", "PointRecord", "QuerySpec", "Range",
-           "Record", "Root", "SparseVec", "StoreError", "StoreLockedError", "scroll_all"]
-DENSE, SPARSE = "dense", "bm25"
+__all__ = ["DENSE", "MODES", "SIMILAR", "SPARSE", "Collection", "CollectionSpec", "Match", "PointRecord", "QuerySpec",
+           "Range", "Record", "Root", "SparseVec", "StoreError", "StoreLockedError", "scroll_all"]
+DENSE, SPARSE, SIMILAR = "dense", "bm25", "similar"
+DENSE_VECTORS = (DENSE, SIMILAR)  # the dense vector names a query may use
 MODES = ("hybrid", "dense", "keyword")
 
 
@@ -49,6 +52,7 @@ class PointRecord:
     payload: dict[str, Any]
     dense: np.ndarray | None = None  # (D,) float32
     sparse: SparseVec | None = None
+    similar: np.ndarray | None = None  # (D,) float32: a document's similarity vector (its record)
 
 
 @dataclass(frozen=True)
@@ -101,10 +105,15 @@ class QuerySpec:
     prefetch: int = 100
     rrf_k: int = 60
     hnsw_ef: int | None = None
+    using: str = DENSE  # which dense vector ``dense`` is compared with: "dense" (chunks) or "similar" (documents)
 
     def __post_init__(self) -> None:
         if self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
+        if self.using not in DENSE_VECTORS:
+            raise ValueError(f"using must be one of {DENSE_VECTORS}, got {self.using!r}")
+        if self.using != DENSE and (self.dense is None or self.sparse is not None):
+            raise ValueError(f"a query on {self.using!r} is dense only")
         if self.dense is None and self.sparse is None:
             raise ValueError("a query needs a dense vector, a sparse vector or both")
         object.__setattr__(self, "where", tuple(self.where))
@@ -119,11 +128,15 @@ class Record:
     id: str
     payload: dict[str, Any]
     score: float = 0.0
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # dense vectors asked for by name (retrieve)
 
     @classmethod
     def of(cls, point) -> Record:
-        """From a point either client returns (id, payload, optional score)."""
-        return cls(str(point.id), dict(point.payload or {}), float(getattr(point, "score", 0.0) or 0.0))
+        """From a point either client returns (id, payload, optional score, optional named vectors)."""
+        raw = getattr(point, "vector", None)
+        vectors = {k: np.asarray(v, dtype=np.float32) for k, v in raw.items() if k in DENSE_VECTORS} \
+            if isinstance(raw, dict) else {}
+        return cls(str(point.id), dict(point.payload or {}), float(getattr(point, "score", 0.0) or 0.0), vectors)
 
 
 def named_vectors(point: PointRecord, sparse: Callable[[SparseVec], Any]) -> dict[str, Any]:
@@ -133,6 +146,8 @@ def named_vectors(point: PointRecord, sparse: Callable[[SparseVec], Any]) -> dic
         vector[DENSE] = np.asarray(point.dense, dtype=np.float32).tolist()
     if point.sparse is not None and len(point.sparse):
         vector[SPARSE] = sparse(point.sparse)
+    if point.similar is not None:
+        vector[SIMILAR] = np.asarray(point.similar, dtype=np.float32).tolist()
     return vector
 
 
@@ -151,11 +166,14 @@ class CollectionSpec:
     shard_number: int = 1
     replication_factor: int = 1
     write_consistency_factor: int = 1
+    similar_dim: int = 0  # > 0: the collection also holds the dense vector ``similar`` (documents' records)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dim < 1:
             raise ValueError(f"dim must be >= 1, got {self.dim}")
+        if self.similar_dim < 0:
+            raise ValueError(f"similar_dim must be >= 0, got {self.similar_dim}")
 
     @property
     def indexing_threshold_kb(self) -> int:
@@ -175,7 +193,7 @@ class Collection(Protocol):
     def delete_ids(self, ids: Sequence[str]) -> None: ...
     def count(self, where: Where = ()) -> int: ...
     def scroll(self, where: Where = (), limit: int = 256, offset: Any = None) -> tuple[list[Record], Any]: ...
-    def retrieve(self, ids: Sequence[str]) -> list[Record]: ...
+    def retrieve(self, ids: Sequence[str], vectors: Sequence[str] = ()) -> list[Record]: ...
     def query(self, spec: QuerySpec) -> list[Record]: ...
     def unindexed(self) -> int: ...
     def optimize(self) -> bool: ...

@@ -25,6 +25,7 @@ import qdrant_edge as qe
 
 from .base import (
     DENSE,
+    SIMILAR,
     SPARSE,
     CollectionSpec,
     Match,
@@ -97,10 +98,11 @@ class EdgeCollection:
                                                           with_payload=True, with_vector=False))
         return [Record.of(r) for r in records], nxt
 
-    def retrieve(self, ids: Sequence[str]) -> list[Record]:
+    def retrieve(self, ids: Sequence[str], vectors: Sequence[str] = ()) -> list[Record]:
         if not ids:
             return []
-        return [Record.of(r) for r in self.shard.retrieve(list(ids), with_payload=True, with_vector=False)]
+        found = self.shard.retrieve(list(ids), with_payload=True, with_vector=list(vectors) if vectors else False)
+        return [Record.of(r) for r in found]
 
     def query(self, spec: QuerySpec) -> list[Record]:
         flt = edge_filter(spec.where)
@@ -116,7 +118,7 @@ class EdgeCollection:
                                       filter=flt, with_payload=True)
         elif spec.dense is not None:
             request = qe.QueryRequest(limit=spec.limit, query=qe.Query.Nearest([float(x) for x in spec.dense],
-                                                                               using=DENSE),
+                                                                               using=spec.using),
                                       filter=flt, params=params, with_payload=True)
         else:
             request = qe.QueryRequest(limit=spec.limit, query=qe.Query.Nearest(_sparse(spec.sparse), using=SPARSE),
@@ -129,7 +131,7 @@ class EdgeCollection:
             return int(self.shard.count(qe.CountRequest(exact=True, filter=qe.Filter(must=[qe.HasVectorCondition(
                 name)]))))
 
-        return max(0, has(DENSE) + has(SPARSE) - int(self.shard.info().indexed_vectors_count))
+        return max(0, has(DENSE) + has(SPARSE) + has(SIMILAR) - int(self.shard.info().indexed_vectors_count))
 
     def optimize(self) -> bool:
         return bool(self.shard.optimize())
@@ -179,7 +181,9 @@ class EdgeRoot:
             if self._dir(name).exists():
                 shutil.rmtree(self._dir(name))
             config = qe.EdgeConfig(
-                vectors={DENSE: qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine)},
+                vectors={DENSE: qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine),
+                         **({SIMILAR: qe.EdgeVectorParams(size=spec.similar_dim, distance=qe.Distance.Cosine)}
+                            if spec.similar_dim else {})},
                 sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
                 hnsw_config=qe.HnswIndexConfig(m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct,
                                                full_scan_threshold=10000),

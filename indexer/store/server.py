@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from qdrant_client import QdrantClient
 from qdrant_client import models as m
 
-from .base import DENSE, SPARSE, Match, Range, Record, StoreError, named_vectors
+from .base import DENSE, SIMILAR, SPARSE, Match, Range, Record, StoreError, named_vectors
 from .lock import FolderLock
 
 if TYPE_CHECKING:
@@ -88,11 +88,13 @@ class ClientCollection:
                                               offset=offset, with_payload=True, with_vectors=False)
         return [Record.of(r) for r in records], nxt
 
-    def retrieve(self, ids: Sequence[str]) -> list[Record]:
+    def retrieve(self, ids: Sequence[str], vectors: Sequence[str] = ()) -> list[Record]:
         if not ids:
             return []
         with self._guard:
-            return [Record.of(r) for r in self.client.retrieve(self.name, list(ids), with_payload=True)]
+            found = self.client.retrieve(self.name, list(ids), with_payload=True,
+                                         with_vectors=list(vectors) if vectors else False)
+        return [Record.of(r) for r in found]
 
     def query(self, spec: QuerySpec) -> list[Record]:
         flt = client_filter(spec.where)
@@ -105,7 +107,7 @@ class ClientCollection:
                 res = self.client.query_points(self.name, prefetch=prefetch, query=m.RrfQuery(rrf=m.Rrf(k=spec.rrf_k)),
                                                query_filter=flt, limit=spec.limit, with_payload=True)
             elif dense is not None:
-                res = self.client.query_points(self.name, query=dense, using=DENSE, query_filter=flt,
+                res = self.client.query_points(self.name, query=dense, using=spec.using, query_filter=flt,
                                                search_params=params, limit=spec.limit, with_payload=True)
             else:
                 res = self.client.query_points(self.name, query=_sparse(spec.sparse), using=SPARSE,
@@ -183,7 +185,9 @@ class ClientRoot:
                               write_consistency_factor=spec.write_consistency_factor)
             self.client.create_collection(
                 name,
-                vectors_config={DENSE: m.VectorParams(size=spec.dim, distance=m.Distance.COSINE)},
+                vectors_config={DENSE: m.VectorParams(size=spec.dim, distance=m.Distance.COSINE),
+                                **({SIMILAR: m.VectorParams(size=spec.similar_dim, distance=m.Distance.COSINE)}
+                                   if spec.similar_dim else {})},
                 sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
                 hnsw_config=m.HnswConfigDiff(m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct),
                 optimizers_config=m.OptimizersConfigDiff(indexing_threshold=spec.indexing_threshold_kb),

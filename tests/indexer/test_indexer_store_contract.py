@@ -238,3 +238,32 @@ def test_cluster_status_only_for_servers(root):
 
     client.cluster_status = down
     assert fake.cluster("moesearch-x") == {"error": "ConnectionError: no route to host"}
+
+
+def test_similar_vectors_on_some_points(root):
+    """A collection with ``similar_dim`` holds the named vector ``similar`` on the points that carry one (document
+    records), returns it by name from ``retrieve`` and answers dense queries against it (cosine, as numpy does)."""
+    from indexer.store.base import SIMILAR
+
+    spec = CollectionSpec(dim=8, keyword_fields=("kind",), similar_dim=8)
+    col = root.create(_name(root, "similar"), spec)
+    rng = np.random.default_rng(3)
+    sims = rng.normal(size=(5, 8)).astype(np.float32)
+    ids = [str(uuid.uuid4()) for _ in range(7)]
+    col.upsert([PointRecord(ids[i], {"kind": "doc"}, similar=sims[i]) for i in range(5)]
+               + [PointRecord(ids[5], {"kind": "chunk"}, dense=sims[0]), PointRecord(ids[6], {"kind": "meta"})])
+    got = col.retrieve([ids[2], ids[5]], vectors=(SIMILAR,))
+    by_id = {r.id: r for r in got}
+    unit = sims[2] / np.linalg.norm(sims[2])  # cosine collections keep vectors normalised
+    np.testing.assert_allclose(by_id[ids[2]].vectors[SIMILAR], unit, rtol=1e-5, atol=1e-6)
+    assert SIMILAR not in by_id[ids[5]].vectors
+    assert col.retrieve([ids[2]])[0].vectors == {}  # vectors only when asked for
+    query = sims[1] + 0.1
+    hits = col.query(QuerySpec(limit=3, dense=query, using=SIMILAR, where=(Match("kind", ("doc",)),)))
+    cos = sims @ query / np.linalg.norm(sims, axis=1) / np.linalg.norm(query)
+    assert [h.id for h in hits] == [ids[i] for i in np.argsort(-cos)[:3]]
+    np.testing.assert_allclose([h.score for h in hits], np.sort(cos)[::-1][:3], rtol=1e-4, atol=1e-5)
+    from indexer.store.base import SparseVec
+
+    with pytest.raises(ValueError, match="dense only"):
+        QuerySpec(limit=1, dense=query, sparse=SparseVec((1,), (1.0,)), using=SIMILAR)
