@@ -147,6 +147,9 @@ def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, do
         st.html(snippet_html(hit.text, hit.matched_terms))
         with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
             show = st.toggle("Show surrounding text", key=f"ctx-{hit.id}")
+            similar = st.toggle("Similar documents", key=f"sim-{hit.id}",
+                                help="Other documents nearest this one as a whole (the model's document-similarity "
+                                     "task expert where it has one)")
             if _available(doc):
                 mime = "application/pdf" if hit.doc_type == "pdf" else "application/octet-stream"
                 st.download_button(f"Download {hit.doc_type.upper() or 'file'}", key=f"dl-{rank}-{hit.id}",
@@ -161,6 +164,8 @@ def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, do
                                        icon=":material/open_in_new:")
             else:
                 st.caption("original not kept")
+        if similar:
+            similar_list(service, hit)
         if show:
             try:
                 near = service.context(hit, query)
@@ -172,10 +177,40 @@ def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, do
                                       for h in near]))
 
 
+def similar_list(service: Service, hit: Hit, k: int = 5) -> None:
+    """The documents nearest the hit's document, as a small table (file, type, pages, similarity)."""
+    try:
+        found = service.similar(hit.doc_id, k=k)
+    except Exception as exc:  # e.g. an index built before similarity vectors: say what to do
+        st.caption(f"Similar documents are not available: {exc}")
+        return
+    if not found:
+        st.caption("No other documents in the index.")
+        return
+    st.dataframe(pd.DataFrame({"document": [s.doc.source for s in found],
+                               "type": [s.doc.doc_type.upper() for s in found],
+                               "pages": [s.doc.pages for s in found],
+                               "similarity": [round(s.score, 3) for s in found]}),
+                 hide_index=True, width="stretch", key=f"simtab-{hit.id}")
+
+
+def task_expert_note(info) -> str:
+    """What the "why" panel says for a task-expert (MoTE) model: which expert embedded the query and the hits."""
+    layers = ", ".join(str(i) for i in info.task_layers) or "none"
+    return (f"This model has one expert per task ({', '.join(info.tasks)}) in its MoE layers ({layers}), chosen by "
+            "the task, not by a router. Your query was embedded by the **search_query** expert, the passages by the "
+            "**search_document** expert; \"Similar documents\" uses the **symmetric** expert"
+            + ("" if "symmetric" in info.tasks else " (this model has none: it uses the document embedding)") + ".")
+
+
 def routing_panel(service: Service, query: str, top: Hit) -> None:
     """Which experts the router chose, per MoE layer, for the query and for the top hit."""
     st.markdown("#### Why these results")
-    if not service.model_info().has_router:
+    info = service.model_info()
+    if info.moe_mode == "task":
+        st.markdown(task_expert_note(info))
+        return
+    if not info.has_router:
         st.caption("This model has no Mixture-of-Experts layers, so there are no router choices to show.")
         return
     try:

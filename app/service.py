@@ -35,6 +35,7 @@ from indexer import (
     ProgressEvent,
     RoutingView,
     SearchFilters,
+    SimilarDocument,
     Source,
     Stats,
 )
@@ -130,6 +131,9 @@ class Service:
 
     def routing(self, text: str, query: bool = True) -> RoutingView | None:
         return self.pipeline.routing(text, query)
+
+    def similar(self, doc_id: str, k: int = 5) -> list[SimilarDocument]:
+        return self.pipeline.similar(doc_id, k=k)
 
     # --- writes: jobs, one at a time (a second one is refused at once) ------------------------------------------
     @property

@@ -1,4 +1,4 @@
-"""``python -m indexer ingest|search|documents|delete|stats|reindex`` (exit 0 ok, 1 some files failed or
+"""``python -m indexer ingest|search|similar|documents|delete|stats|reindex|gc`` (exit 0 ok, 1 some files failed or
 nothing matched, 2 usage or store error)."""
 
 from __future__ import annotations
@@ -38,14 +38,27 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--from", dest="ingested_from", help="ingested on or after (ISO date or datetime)")
     s.add_argument("--to", dest="ingested_to", help="ingested on or before (ISO date or datetime)")
     s.add_argument("--json", action="store_true")
+    sim = sub.add_parser("similar", help="the documents most like one document (doc_id, path or file name)")
+    sim.add_argument("target")
+    sim.add_argument("--k", type=int, default=5, help=f"number of documents (1..{MAX_K})")
+    sim.add_argument("--json", action="store_true")
     d = sub.add_parser("delete", help="delete a document by doc_id, path or file name")
     d.add_argument("target")
     d.add_argument("--json", action="store_true")
     for name, text in (("stats", "documents, chunks, backend"), ("documents", "list the indexed documents")):
         sub.add_parser(name, help=text).add_argument("--json", action="store_true")
-    r = sub.add_parser("reindex", help="re-embed everything with the configured model, then switch to it")
+    r = sub.add_parser("reindex", help="re-embed everything with the configured model (or --model), then switch to "
+                       "it; searches use the old index until then, ingest and delete go on")
     r.add_argument("--force", action="store_true", help="rebuild even if the index matches the settings")
+    r.add_argument("--model", help="build with this model instead: a folder, a published NAME or NAME@VERSION "
+                   "(a previous version = rollback; the name's current pointer follows)")
     r.add_argument("--json", action="store_true")
+    g = sub.add_parser("gc", help="drop the collections search does not use (previous indexes kept for rollback, "
+                       "unfinished reindexes)")
+    g.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    g.add_argument("--models", action="store_true", help="also remove published model versions no index uses "
+                   "(never a name's current version)")
+    g.add_argument("--json", action="store_true")
     return p
 
 
@@ -138,6 +151,17 @@ def _dispatch(pipeline: Pipeline, args, filters) -> int:
             if not hits:
                 print("no hits")
         return OK
+    if args.command == "similar":
+        found = pipeline.similar(args.target, k=args.k)
+        if args.json:
+            print(json.dumps([{"score": s.score, **s.doc.to_dict()} for s in found], indent=2))
+        else:
+            for rank, s in enumerate(found, 1):
+                print(f"{rank:>2}. {s.score:.4f}  {s.doc.source}  ({s.doc.doc_type}, {s.doc.pages} p, "
+                      f"{s.doc.doc_id[:12]})")
+            if not found:
+                print("no other documents")
+        return OK
     if args.command == "delete":
         removed = pipeline.delete(args.target)
         if args.json:
@@ -152,8 +176,13 @@ def _dispatch(pipeline: Pipeline, args, filters) -> int:
         else:
             print(f"{stats.documents} documents, {stats.chunks} chunks; backend {stats.backend} at {stats.location}; "
                   f"collection {stats.collection} (model {stats.model_id}, {stats.dim}d)")
+            print(f"serving model {stats.serving_model}; current model {stats.current_model}"
+                  f"{' (stale: re-index)' if stats.stale else ''}")
+            if stats.extra.get("current_model_error"):
+                print(f"current model: {stats.extra['current_model_error']}")
             if stats.reindex_needed:
-                print(f"settings ask for model {stats.configured_model_id}: run `python -m indexer reindex`")
+                print(f"settings ask for model {stats.current_model} ({stats.configured_model_id}): run "
+                      "`python -m indexer reindex`")
             if stats.incomplete_chunks:
                 print(f"{stats.incomplete_chunks} chunks of interrupted ingests are hidden; ingest those files again")
         return OK
@@ -170,7 +199,7 @@ def _dispatch(pipeline: Pipeline, args, filters) -> int:
     if args.command == "reindex":
         bar, progress = _bar(not args.json and sys.stderr.isatty())
         try:
-            report = pipeline.reindex(progress=progress, force=args.force)
+            report = pipeline.reindex(progress=progress, force=args.force, model=args.model)
         finally:
             if bar is not None:
                 bar.close()
@@ -178,5 +207,20 @@ def _dispatch(pipeline: Pipeline, args, filters) -> int:
             print("the index already matches the settings (use --force to rebuild anyway)")
         else:
             _print_report(report, args.json)
+        if not args.json:
+            print(f"serving model: {pipeline.stats().serving_model}")
         return OK if report.all_ok else SOME_FAILED
+    if args.command == "gc":
+        plan = pipeline.gc(dry_run=args.dry_run, models=args.models)
+        if args.json:
+            print(json.dumps(plan.to_dict(), indent=2))
+            return OK
+        verb = "would drop" if plan.dry_run else "dropped"
+        for c in plan.collections:
+            print(f"{verb} collection {c.name} ({c.state}, model {c.model or 'unknown'}, {c.documents} documents)")
+        for label, folder in zip(plan.model_versions, plan.model_folders, strict=True):
+            print(f"{'would remove' if plan.dry_run else 'removed'} model {label} ({folder})")
+        print(f"{verb} {len(plan.collections)} collection(s)"
+              + (f", {len(plan.model_versions)} model version(s)" if args.models else ""))
+        return OK
     raise AssertionError(args.command)

@@ -36,6 +36,7 @@ class ModelInfo:
     label: str = ""  # name@version
     moe_mode: str = ""  # "topk" (learned router) | "task" (task experts, MoTE) | "dense"
     tasks: tuple[str, ...] = ()  # the tasks a task-expert model was built for
+    task_layers: tuple[int, ...] = ()  # layers whose expert is picked by the task (task-expert models)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def model_info(embedder) -> ModelInfo:
                      tuple(ort.get_available_providers()), ort.__version__,
                      Path(getattr(embedder, "model_file", "")).name, card, has_router(embedder),
                      version=getattr(ref, "version", ""), label=getattr(ref, "label", ""),
-                     moe_mode=getattr(embedder, "moe_mode", ""), tasks=tuple(getattr(embedder, "tasks", ())))
+                     moe_mode=getattr(embedder, "moe_mode", ""), tasks=tuple(getattr(embedder, "tasks", ())),
+                     task_layers=tuple(getattr(embedder, "task_layers", ())))
 
 
 def routing_view(embedder, text: str, query: bool = True) -> RoutingView | None:

@@ -30,8 +30,20 @@ from .bulk import run_with_workers
 from .encoders import Encoders
 from .files import FileStore, Source, expand
 from .ingest import IngestLoop, ReadAhead
-from .model_view import ModelInfo, RoutingView, model_info, routing_view
-from .reindex import stored_sources
+from .model_view import ModelInfo, ModelTracker, RoutingView, model_info, routing_view
+from .reindex import (
+    BUILDING,
+    READY,
+    CollectionInfo,
+    GcReport,
+    Rebuild,
+    describe,
+    keep_after_switch,
+    read_meta,
+    registry_roots,
+    spec_of,
+    unused_collections,
+)
 from .results import (
     DocumentFile,
     DocumentInfo,
@@ -42,19 +54,21 @@ from .results import (
     IngestReport,
     ProgressEvent,
     SearchFilters,
+    SimilarDocument,
     Stats,
 )
 from .rwlock import RWLock
+from .sandbox import FileCaps
 from .schema import CHUNK, DOC_RECORDS, META_ID, VISIBLE, WRITING, IndexSpec, collection_spec
-from .search import merge_text, neighbour_hits, run_search
+from .search import merge_text, neighbour_hits, run_search, similar_documents
 from .settings import IndexerSettings
 from .store import Collection, Match, PointRecord, Root, StoreError, StoreLockedError, open_root
 from .workers import WorkersUnavailable
 from .writer import DocumentWriter
 
 __all__ = ["DocumentFile", "DocumentInfo", "Facets", "FileStatus", "Hit", "IndexerError", "IngestReport",
-           "ModelInfo", "Pipeline", "ProgressEvent", "RoutingView", "SearchFilters", "Source", "Stats", "StoreError",
-           "StoreLockedError"]
+           "ModelInfo", "Pipeline", "ProgressEvent", "RoutingView", "SearchFilters", "SimilarDocument", "Source",
+           "Stats", "StoreError", "StoreLockedError"]
 log = logging.getLogger(__name__)
 Progress = Callable[[ProgressEvent], None]
 CATALOG_TTL = 5.0  # seconds: how stale a document listing may be when other processes write (server backend)
@@ -76,14 +90,12 @@ class Pipeline:
         self._closed = False
         self._catalog = catalog.Catalog(ttl=CATALOG_TTL if self.root.kind == "server" else None)
         self._routing = functools.lru_cache(maxsize=64)(self._route)
-        self._model_info: ModelInfo | None = None
+        self._model_info: dict[int, ModelInfo] = {}
+        self._reindexing = threading.Lock()  # one reindex at a time; ingest and delete go on while it runs
         try:
-            if embedder is None:
-                from embedder.runtime import Embedder
-
-                embedder = Embedder(self.settings.model_dir, device=self.settings.device, dim=self.settings.dim)
-            self.embedder = embedder
-            self.target = Encoders.spec_for(embedder, self.settings)
+            # the configured model, followed live (a published name's `current` pointer; see model_view.py)
+            self._models = ModelTracker(self.settings.model_dir, self._load_model, embedder,
+                                        self.settings.model_poll_seconds)
             self.files = FileStore(self.settings.files_dir)
             self._active = self._open_active()
         except BaseException:
@@ -91,6 +103,21 @@ class Pipeline:
             raise
 
     # --- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def embedder(self):
+        """The model the settings name now (what a reindex builds with); queries use the active index's model."""
+        return self._models.embedder
+
+    @property
+    def target(self) -> IndexSpec:
+        """The index spec the settings ask for now (model version included)."""
+        return spec_of(self.embedder, self.settings)
+
+    def _load_model(self, folder: Path, dim: int | None = None):
+        from embedder.runtime import Embedder
+
+        return Embedder(folder, device=self.settings.device, dim=dim or self.settings.dim)
+
     def _create(self, name: str, spec: IndexSpec, state: str) -> Collection:
         col = self.root.create(name, collection_spec(spec, self.settings))
         col.upsert([PointRecord(META_ID, spec.to_payload(state))])
@@ -103,9 +130,9 @@ class Pipeline:
             col = self._create(name, self.target, "ready")
             self.root.activate(name)
             return _Active(col, self.target, Encoders(self.embedder, self.target))
-        if self.root.kind in ("edge", "local"):  # one process owns the folder: others are leftovers of a crash
-            for other in self.root.collections():
-                if other != name:
+        if self.root.kind in ("edge", "local"):  # one process owns the folder: no metadata = a crash's leftover
+            for other in self.root.collections():  # (kept: previous indexes for rollback, resumable reindexes)
+                if other != name and read_meta(self.root.open(other))[0] is None:
                     log.warning("dropping %s, left over by an interrupted reindex", other)
                     self.root.drop(other)
         col = self.root.open(name)
@@ -120,20 +147,23 @@ class Pipeline:
         return _Active(col, spec, self._encoders_for(spec))
 
     def _encoders_for(self, spec: IndexSpec) -> Encoders | None:
-        """Encoders matching an older index, so it keeps serving until a reindex (None if impossible)."""
-        if spec.model_id == self.target.model_id and spec.dim == self.target.dim:
+        """Encoders matching an older index, so it keeps serving (with the model that built it) until a reindex;
+        None if that model cannot be loaded.  An index without a recorded version (older moesearch) is served by
+        the configured model when the model id matches, as before versions were recorded."""
+        target = self.target
+        if (spec.model_id == target.model_id and spec.dim == target.dim
+                and spec.model_version in ("", target.model_version)):
             return Encoders(self.embedder, spec)
         folder = Path(spec.model_dir) if spec.model_dir else None
         if folder is None or not (folder / "moesearch.json").is_file():
             return None
         try:
-            from embedder.runtime import Embedder
-
-            old = Embedder(folder, device=self.settings.device, dim=spec.dim)
+            old = self._load_model(folder, spec.dim)
         except (OSError, ValueError, RuntimeError) as exc:
             log.warning("cannot load %s to serve the old index: %s", folder, exc)
             return None
-        return Encoders(old, spec) if old.model_id == spec.model_id else None
+        same = old.model_id == spec.model_id and spec.model_version in ("", old.model_version)
+        return Encoders(old, spec) if same else None
 
     def close(self) -> None:
         with self._write, self._swap.write():
@@ -161,10 +191,14 @@ class Pipeline:
 
     # --- ingest ----------------------------------------------------------------------------------------
     def ingest(self, items: Iterable[str | os.PathLike | Source] | str | os.PathLike | Source,
-               progress: Progress | None = None, workers: int = 1) -> IngestReport:
+               progress: Progress | None = None, workers: int = 1, *, cancel: threading.Event | None = None,
+               replace: bool = False) -> IngestReport:
         """Index files, folders (recursive) and uploads (``Source.upload``); one status per file, never stops on a
         bad file.  ``workers`` > 1 embeds in that many worker processes (bulk ingest, see ``bulk.py``); same
-        results."""
+        results.  Each new file is read in a reader process under the per-file limits (``sandbox.py``).  Setting
+        ``cancel`` stops the run: files done stay, the one in progress is rolled back, the rest are reported
+        "not attempted".  ``replace``: an upload under a name already indexed replaces that document (default:
+        both are kept, the new one as ``name (2).ext``)."""
         if isinstance(items, str | os.PathLike | Source):
             items = [items]
         if workers < 1:
@@ -173,7 +207,8 @@ class Pipeline:
         with self._write:
             active = self._current()
             sources = expand(items)
-            loop = self._loop(DocumentWriter(active.collection, self._usable(active), self.files), progress)
+            loop = self._loop(DocumentWriter(active.collection, self._usable(active), self.files), progress,
+                              caps=FileCaps.from_settings(self.settings), cancel=cancel, replace=replace)
             if workers > 1 and sources:
                 try:
                     statuses, store_error = run_with_workers(loop, sources, workers)
@@ -185,7 +220,7 @@ class Pipeline:
                 self._maybe_optimize(active.collection, loop.notify)
         return IngestReport(tuple(statuses), time.perf_counter() - t0, store_error)
 
-    def _loop(self, writer: DocumentWriter, progress: Progress | None) -> IngestLoop:
+    def _loop(self, writer: DocumentWriter, progress: Progress | None, **options) -> IngestLoop:
         def notify(event: ProgressEvent) -> None:
             if event.stage == "done":  # a file was settled: listings read the store again
                 self._catalog.changed()
@@ -193,7 +228,7 @@ class Pipeline:
                 progress(event)
 
         s = self.settings
-        return IngestLoop(writer, s.keep_files, s.max_file_bytes, s.batch_size, notify)
+        return IngestLoop(writer, s.keep_files, s.max_file_bytes, s.batch_size, notify, **options)
 
     def _maybe_optimize(self, collection: Collection, notify: Progress) -> None:
         threshold = self.settings.hnsw_threshold
@@ -237,6 +272,16 @@ class Pipeline:
         with self._swap.read():
             return self._catalog.page(self._current().collection, offset, limit)
 
+    def similar(self, target: str, k: int = 5) -> list[SimilarDocument]:
+        """The ``k`` documents most like one document (by doc_id, path or file name; the first match), by their
+        similarity vectors: the model's ``symmetric`` task expert where it has one, else its document embedding."""
+        with self._swap.read():
+            active = self._current()
+            doc_ids = catalog.resolve(active.collection, target)
+            if not doc_ids:
+                raise IndexerError(f"no document matches {target!r} (give a doc_id, a path or a file name)")
+            return similar_documents(active.collection, active.spec, doc_ids[0], k)
+
     def documents_by_id(self, doc_ids: Iterable[str]) -> dict[str, DocumentInfo]:
         """The records of these documents (e.g. of search hits), by doc_id; unknown ids are left out."""
         with self._swap.read():
@@ -265,6 +310,10 @@ class Pipeline:
             return catalog.document_file(self._current().collection, self.files, doc_id)
 
     def stats(self) -> Stats:
+        """Counts, the store, and which model serves queries (``serving_model``) against the one the settings name
+        now (``current_model``, polled: a newly published version is seen here); ``stale``: a reindex is needed."""
+        self._models.poll()
+        target = self.target
         with self._swap.read():
             active = self._current()
             col = active.collection
@@ -273,18 +322,28 @@ class Pipeline:
             store, cluster = self.root.info(col.name), self.root.cluster(col.name)
         return Stats(documents=docs, chunks=chunks, backend=self.root.kind, location=self.root.location,
                      collection=col.name, model_id=active.spec.model_id, dim=active.spec.dim,
-                     configured_model_id=self.target.model_id, reindex_needed=not active.spec.same_index(self.target),
-                     incomplete_chunks=incomplete, cluster=cluster,
+                     configured_model_id=target.model_id, reindex_needed=not active.spec.same_index(target),
+                     incomplete_chunks=incomplete, cluster=cluster, serving_model=active.spec.model_label,
+                     current_model=self._models.label,
+                     stale=not active.spec.same_index(target) or bool(self._models.error),
+                     reindexing=self._reindexing.locked(),
                      extra={"chunk_tokens": active.spec.chunk_tokens, "chunk_overlap": active.spec.chunk_overlap,
                             "embedder_provider": getattr(self.embedder, "provider", ""),
-                            "store": store})
+                            "current_model_error": self._models.error, "store": store})
 
     # --- the model -------------------------------------------------------------------------------------------
-    def model_info(self) -> ModelInfo:
-        """The configured model: id, folder, card, the onnxruntime provider really running, its settings."""
-        if self._model_info is None:
-            self._model_info = model_info(self.embedder)
-        return self._model_info
+    def _serving(self):
+        """The embedder that embeds queries: the active index's model (the configured one if it cannot load)."""
+        encoders = self._active.encoders
+        return encoders.embedder if encoders is not None else self.embedder
+
+    def model_info(self, current: bool = False) -> ModelInfo:
+        """The model serving queries (the one the active index was built with), or with ``current`` the one the
+        settings name now: id, version, folder, card, MoE mode and tasks, the onnxruntime provider really running."""
+        embedder = self.embedder if current else self._serving()
+        if id(embedder) not in self._model_info:
+            self._model_info[id(embedder)] = model_info(embedder)
+        return self._model_info[id(embedder)]
 
     def routing(self, text: str, query: bool = True) -> RoutingView | None:
         """The router's choices for ``text``'s own tokens (as a query or a document); None for a model without
@@ -292,37 +351,108 @@ class Pipeline:
         return self._routing(text, query)
 
     def _route(self, text: str, query: bool) -> RoutingView | None:
-        return routing_view(self.embedder, text, query)
+        return routing_view(self._serving(), text, query)
 
     # --- reindex -------------------------------------------------------------------------------------------
-    def reindex(self, progress: Progress | None = None, force: bool = False) -> IngestReport:
-        """Re-embed every document with the configured model into a new collection, then switch to it."""
+    def reindex(self, progress: Progress | None = None, force: bool = False,
+                model: str | os.PathLike | None = None) -> IngestReport:
+        """Re-embed every document with the configured model (or ``model``: a folder, a published NAME or
+        NAME@VERSION, e.g. a previous version for a rollback) into a new collection, then switch to it in one step.
+
+        Searches keep using the old collection with the old model until then; ingest and delete go on meanwhile
+        and are carried over by the catch-up passes, the last one under the write lock (``reindex.Rebuild``).
+        A killed reindex resumes where it stopped; the previous collection is kept for a rollback when its model
+        is a published version (``gc`` drops it)."""
+        if not self._reindexing.acquire(blocking=False):
+            raise IndexerError("a reindex is already running; wait for it to finish")
+        try:
+            return self._reindex(progress, force, model)
+        finally:
+            self._reindexing.release()
+
+    def _reindex(self, progress: Progress | None, force: bool, model) -> IngestReport:
         t0 = time.perf_counter()
+        if model is None:
+            self._models.poll(force=True)
+            if self._models.error:
+                raise IndexerError(f"cannot reindex: {self._models.error}")
+        embedder = self.embedder if model is None else self._models.load(model, self._serving())
+        target = spec_of(embedder, self.settings)
         with self._write:
             old = self._current()
-            if old.spec.same_index(self.target) and not force:
+            if old.spec.same_index(target) and not force:
+                if model is not None:
+                    self._models.follow(embedder)
                 return IngestReport((), 0.0)
-            name = self.target.collection_name(self.settings.collection)
-            if name == old.collection.name:
-                name = f"{name}-r{int(time.time())}"
-            new = self._create(name, self.target, "building")
-            encoders = Encoders(self.embedder, self.target)
-            try:
-                loop = self._loop(DocumentWriter(new, encoders, self.files), progress)
-                sources = stored_sources(old.collection)
-                statuses, _ = loop.run(sources, ReadAhead(loop, sources))
-                failed = [f"{f.name}: {f.reason}" for f in statuses if f.status == "failed"]
-                if failed:  # switching now would lose these documents: keep the old index
-                    raise IndexerError(f"reindex stopped, the index is unchanged: {len(failed)} document(s) could "
-                                       f"not be rebuilt ({'; '.join(failed[:3])})")
-                new.upsert([PointRecord(META_ID, self.target.to_payload("ready"))])
-                self._maybe_optimize(new, loop.notify)
-            except BaseException:
-                self.root.drop(name)
-                raise
-            with self._swap.write():
-                self.root.activate(name)
-                self._active = _Active(new, self.target, encoders)
-                self.root.drop(old.collection.name)
-            self._catalog.changed()
+            new = self._building(target, old.collection.name, fresh=force)
+        encoders = Encoders(embedder, target)
+        rebuild = Rebuild(old.collection, new, encoders, lambda writer: self._loop(writer, progress))
+        try:
+            rebuild.catch_up()  # without the write lock: ingest and delete go on in the serving index
+            self._maybe_optimize(new, progress or (lambda _e: None))
+            with self._write:
+                statuses = rebuild.finish()
+                new.upsert([PointRecord(META_ID, target.to_payload(READY))])
+                with self._swap.write():
+                    self.root.activate(new.name)
+                    self._active = _Active(new, target, encoders)
+                self._routing.cache_clear()
+                if not keep_after_switch(old.spec):
+                    self.root.drop(old.collection.name)
+                self._catalog.changed()
+        except BaseException:
+            if self.root.active() != new.name:
+                self.root.drop(new.name)
+            raise
+        if model is not None:
+            self._models.follow(embedder)
         return IngestReport(tuple(statuses), time.perf_counter() - t0)
+
+    def _building(self, target: IndexSpec, active: str, fresh: bool) -> Collection:
+        """The collection to build ``target`` into: the one already named for it (a killed reindex, or the index
+        kept from before a switch) unless ``fresh``, else a new one."""
+        name = target.collection_name(self.settings.collection)
+        if name == active:
+            name = f"{name}-r{int(time.time())}"
+        elif not fresh and name in self.root.collections():
+            col = self.root.open(name)
+            spec, state = read_meta(col)
+            if spec is not None and spec.same_index(target):
+                log.info("reindex: continuing in %s (%s)", name, state)
+                col.upsert([PointRecord(META_ID, target.to_payload(BUILDING))])
+                return col
+        return self._create(name, target, BUILDING)
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection of this store: the active one, previous ones kept for rollback, unfinished ones."""
+        active = self.root.active()
+        return [describe(self.root, name, active) for name in self.root.collections()]
+
+    def gc(self, dry_run: bool = False, models: bool = False) -> GcReport:
+        """Drop every collection but the active one (previous indexes, unfinished reindexes); with ``models`` also
+        the published model versions no remaining index uses (never a name's ``current``).  ``dry_run``: only say
+        what would go."""
+        with self._write:
+            if self._reindexing.locked():
+                raise IndexerError("a reindex is running; run gc after it")
+            active = self._current()
+            drop = unused_collections(self.root, active.collection.name)
+            versions: list[tuple[Path, str]] = []
+            if models:
+                from embedder.registry import removable
+
+                specs = [active.spec, self.target]
+                for info in drop:
+                    found = read_meta(self.root.open(info.name))[0]
+                    specs += [found] if found is not None else []
+                for root in sorted(registry_roots(specs)):
+                    versions += [(root, v) for v in removable(root, {active.spec.model_version})]
+            if not dry_run:
+                from embedder.registry import remove_version
+
+                for info in drop:
+                    self.root.drop(info.name)
+                for root, version in versions:
+                    remove_version(root, version)
+        return GcReport(tuple(drop), tuple(f"{root.name}@{v}" for root, v in versions),
+                        tuple(str(root / v) for root, v in versions), dry_run)

@@ -195,6 +195,14 @@ class DocumentInfo:
 
 
 @dataclass(frozen=True)
+class SimilarDocument:
+    """A document near another one by their similarity vectors (cosine), for "Similar documents"."""
+
+    doc: DocumentInfo
+    score: float
+
+
+@dataclass(frozen=True)
 class DocumentFile:
     """A handle on an ingested file's original (kept copy, or the file at its path): ``read()`` loads the bytes,
     and raises ``IndexerError`` if the file at the path no longer has the ingested content."""
@@ -230,6 +238,10 @@ class Stats:
     reindex_needed: bool = False
     incomplete_chunks: int = 0  # chunks of interrupted ingests (invisible; cleaned when the file is ingested again)
     cluster: dict | None = None  # a Qdrant server: cluster status, peers and shards (or "error"); None if embedded
+    serving_model: str = ""  # name@version of the model that built the active index (it embeds the queries)
+    current_model: str = ""  # name@version the settings name now (a published name follows its `current`)
+    stale: bool = False  # the active index is not what the settings ask for: reindex (see reindex_needed)
+    reindexing: bool = False  # a reindex is running in this process
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

@@ -49,10 +49,23 @@ class IndexSpec:
     chunk_overlap: int
     bm25: dict = field(default_factory=dict)
     model_dir: str = ""  # where the model was loaded from (not part of identity)
+    similar: str = ""  # the task whose embeddings make documents' similarity vectors ("" = an index without them)
+    # The weights' content address (embedder.registry: first 12 hex of their sha256), so a model retrained into the
+    # same folder or name is a different index.  "" = a collection written before versions were recorded: which
+    # weights built it is unknown, so it matches no configured model (it keeps serving and is reported stale).
+    model_version: str = ""
+    model_name: str = ""  # the registry name when the model is a published version (not part of identity)
 
     def identity(self) -> dict:
-        return {"model_id": self.model_id, "dim": self.dim, "chunk_tokens": self.chunk_tokens,
-                "chunk_overlap": self.chunk_overlap, "bm25": self.bm25}
+        return {"model_id": self.model_id, "model_version": self.model_version, "dim": self.dim,
+                "chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap, "bm25": self.bm25,
+                "similar": self.similar}
+
+    @property
+    def model_label(self) -> str:
+        """``name@version`` of the model (the folder's name when unpublished; ``@unknown`` without a version)."""
+        name = self.model_name or (self.model_dir.rstrip("/").rsplit("/", 1)[-1] if self.model_dir else "")
+        return f"{name or self.model_id}@{self.model_version or 'unknown'}"
 
     def same_index(self, other: IndexSpec) -> bool:
         return self.identity() == other.identity()
@@ -70,7 +83,8 @@ class IndexSpec:
     def from_payload(cls, payload: dict) -> IndexSpec:
         return cls(model_id=payload["model_id"], dim=int(payload["dim"]), chunk_tokens=int(payload["chunk_tokens"]),
                    chunk_overlap=int(payload["chunk_overlap"]), bm25=dict(payload.get("bm25") or {}),
-                   model_dir=payload.get("model_dir", ""))
+                   model_dir=payload.get("model_dir", ""), similar=payload.get("similar", ""),
+                   model_version=payload.get("model_version", ""), model_name=payload.get("model_name", ""))
 
 
 def collection_spec(spec: IndexSpec, settings) -> CollectionSpec:
@@ -78,4 +92,5 @@ def collection_spec(spec: IndexSpec, settings) -> CollectionSpec:
                           bool_fields=BOOL_FIELDS, datetime_fields=DATETIME_FIELDS, hnsw_m=settings.hnsw_m,
                           hnsw_ef_construct=settings.hnsw_ef_construct, indexing_threshold=settings.hnsw_threshold,
                           shard_number=settings.shard_number, replication_factor=settings.replication_factor,
-                          write_consistency_factor=settings.write_consistency_factor)
+                          write_consistency_factor=settings.write_consistency_factor,
+                          similar_dim=spec.dim if spec.similar else 0)

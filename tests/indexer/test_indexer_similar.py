@@ -38,7 +38,7 @@ def test_similar_ranks_by_the_mean_of_chunk_vectors_without_a_symmetric_task(pip
     ids = ingest(pipeline)
     assert pipeline._current().spec.similar == "search_document"  # the tiny topk model has no tasks
     col = pipeline._current().collection
-    for name, doc_id in ids.items():  # the record's vector is the normalised mean of its chunks' dense vectors
+    for doc_id in ids.values():  # the record's vector is the normalised mean of its chunks' dense vectors
         chunks = [r for r in col.scroll([], limit=1000)[0] if r.payload.get("doc_id") == doc_id
                   and r.payload.get("kind") == "chunk"]
         dense = col.retrieve([r.id for r in chunks], vectors=("dense",))
