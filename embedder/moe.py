@@ -138,6 +138,44 @@ def _flat_mask(router_logits: torch.Tensor, mask: torch.Tensor | None) -> torch.
     return mask.reshape(-1).float()  # (N,)
 
 
+def _layers(router_logits: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return tuple(router_logits) if isinstance(router_logits, (tuple, list)) else (router_logits,)
+
+
+@torch.no_grad()
+def expert_counts(router_logits: torch.Tensor | tuple[torch.Tensor, ...], top_k: int,
+                  mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Top-k assignments per expert, (L, E), over the (masked) tokens of each MoE layer (routing as `route`)."""
+    rows = []
+    for logits in _layers(router_logits):
+        m = _flat_mask(logits, mask)  # (N,)
+        _, experts = route(logits, top_k, normalize=False)  # (N, k)
+        assigned = F.one_hot(experts, logits.shape[-1]).sum(dim=1).float()  # (N, E)
+        rows.append((assigned * m[:, None]).sum(0))  # (E,)
+    return torch.stack(rows)  # (L, E)
+
+
+def balancing_partial(router_logits: torch.Tensor | tuple[torch.Tensor, ...], top_k: int,
+                      mask: torch.Tensor | None, counts: torch.Tensor, n_tokens: float | torch.Tensor
+                      ) -> torch.Tensor:
+    """These tokens' share of a batch's Switch loss ``mean_layers E * sum_e f_e * P_e``.
+
+    counts (L, E): the batch-wide top-k assignments (`expert_counts`, summed over chunks and ranks); n_tokens: the
+    batch-wide count of (masked) tokens. Summed over the chunks of a batch this equals the full-batch loss, value
+    and gradient, because P_e = (1/n_tokens) * sum over tokens of p_te (what GradCache and DDP rely on).
+    """
+    layers = _layers(router_logits)
+    n = torch.as_tensor(n_tokens, dtype=torch.float32).clamp_min(1.0)
+    total = 0.0
+    for layer, logits in enumerate(layers):
+        m = _flat_mask(logits, mask)  # (N,)
+        probs = logits.float().softmax(dim=-1)  # (N, E)
+        f = counts[layer].to(probs.device) / (n * top_k)  # (E,)
+        p_sum = (probs * m[:, None]).sum(0)  # (E,)
+        total = total + logits.shape[-1] * (f * p_sum).sum() / n
+    return total / max(len(layers), 1)
+
+
 def load_balancing_loss(router_logits: torch.Tensor | tuple[torch.Tensor, ...], top_k: int,
                         mask: torch.Tensor | None = None) -> torch.Tensor:
     """Switch-Transformer auxiliary loss ``E * sum_e f_e * P_e``, averaged over layers.
@@ -146,24 +184,13 @@ def load_balancing_loss(router_logits: torch.Tensor | tuple[torch.Tensor, ...], 
     token contributes k assignments); P_e: mean router probability of expert e. Equals 1 when
     routing is perfectly uniform, and grows to E when everything goes to one expert.
     """
-    layers = router_logits if isinstance(router_logits, (tuple, list)) else (router_logits,)
-    losses = []
-    for logits in layers:
-        m = _flat_mask(logits, mask)  # (N,)
-        n = m.sum().clamp_min(1.0)
-        probs = logits.float().softmax(dim=-1)  # (N, E)
-        _, experts = probs.topk(top_k, dim=-1)  # (N, k)
-        assigned = F.one_hot(experts, logits.shape[-1]).sum(dim=1).float()  # (N, E)
-        f = (assigned * m[:, None]).sum(0) / (n * top_k)  # (E,)
-        p = (probs * m[:, None]).sum(0) / n  # (E,)
-        losses.append(logits.shape[-1] * (f * p).sum())
-    return torch.stack(losses).mean()
+    layers = _layers(router_logits)
+    return balancing_partial(layers, top_k, mask, expert_counts(layers, top_k, mask),
+                             _flat_mask(layers[0], mask).sum())
 
 
 @torch.no_grad()
 def expert_load(router_logits: torch.Tensor, top_k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Fraction of token->expert assignments per expert, (E,), summing to 1 (telemetry)."""
-    m = _flat_mask(router_logits, mask)
-    _, experts = router_logits.float().topk(top_k, dim=-1)  # (N, k)
-    assigned = F.one_hot(experts, router_logits.shape[-1]).sum(dim=1).float()  # (N, E)
-    return (assigned * m[:, None]).sum(0) / (m.sum().clamp_min(1.0) * top_k)
+    counts = expert_counts(router_logits, top_k, mask)[0]  # (E,)
+    return counts / counts.sum().clamp_min(1.0)

@@ -14,6 +14,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from embedder.moe import balancing_partial, expert_counts, load_balancing_loss
+
+__all__ = ["balancing_loss", "balancing_partial", "expert_counts", "info_nce", "matryoshka_info_nce"]
+
 
 def info_nce(q: torch.Tensor, d: torch.Tensor, temperature: float, *, extra: torch.Tensor | None = None,
              symmetric: bool = False) -> torch.Tensor:
@@ -56,47 +60,6 @@ def matryoshka_info_nce(q: torch.Tensor, d: torch.Tensor, dims: tuple[int, ...],
     return total, per_dim
 
 
-def _mask(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    if mask is None:
-        return torch.ones(logits.shape[0], dtype=torch.float32, device=logits.device)  # (N,)
-    return mask.reshape(-1).float()  # (N,)
-
-
-@torch.no_grad()
-def expert_counts(router_logits: tuple[torch.Tensor, ...], top_k: int, mask: torch.Tensor | None = None
-                  ) -> torch.Tensor:
-    """Top-k assignments per expert, (L, E), over the (masked) tokens of each MoE layer."""
-    rows = []
-    for logits in router_logits:
-        m = _mask(logits, mask)  # (N,)
-        _, experts = logits.float().softmax(-1).topk(top_k, dim=-1)  # (N, k)
-        assigned = F.one_hot(experts, logits.shape[-1]).sum(1).float()  # (N, E)
-        rows.append((assigned * m[:, None]).sum(0))  # (E,)
-    return torch.stack(rows)  # (L, E)
-
-
-def balancing_partial(router_logits: tuple[torch.Tensor, ...], top_k: int, mask: torch.Tensor | None,
-                      counts: torch.Tensor, n_tokens: float | torch.Tensor) -> torch.Tensor:
-    """This chunk's share of the batch's Switch loss ``mean_layers E * sum_e f_e * P_e``.
-
-    counts (L, E): batch-wide top-k assignments (`expert_counts` summed over chunks and ranks); n_tokens: the
-    batch-wide count of (masked) tokens. Summed over all chunks this equals the full-batch loss, value and
-    gradient, because P_e = (1/n_tokens) * sum over tokens of p_te.
-    """
-    n = torch.as_tensor(n_tokens, dtype=torch.float32).clamp_min(1.0)
-    total = 0.0
-    for layer, logits in enumerate(router_logits):
-        m = _mask(logits, mask)  # (N,)
-        probs = logits.float().softmax(-1)  # (N, E)
-        f = counts[layer].to(probs.device) / (n * top_k)  # (E,)
-        p_sum = (probs * m[:, None]).sum(0)  # (E,)
-        total = total + logits.shape[-1] * (f * p_sum).sum() / n
-    return total / max(len(router_logits), 1)
-
-
-def balancing_loss(router_logits: tuple[torch.Tensor, ...], top_k: int, mask: torch.Tensor | None = None
-                   ) -> torch.Tensor:
-    """Full-batch Switch load-balancing loss (equals ``embedder.moe.load_balancing_loss``)."""
-    counts = expert_counts(router_logits, top_k, mask)
-    n = _mask(router_logits[0], mask).sum()
-    return balancing_partial(router_logits, top_k, mask, counts, n)
+# The Switch load-balancing loss has one definition, next to the routing it measures (embedder.moe): the full-batch
+# loss, and the split form that GradCache chunks and DDP ranks add up (`expert_counts` + `balancing_partial`).
+balancing_loss = load_balancing_loss
