@@ -173,6 +173,17 @@ class MoeBertModel(PreTrainedModel):
         for block in self.expert_blocks():
             block.set_dispatch(dispatch)
 
+    def set_dropout(self, p: float) -> None:
+        """One dropout probability everywhere (hidden and attention), recorded in the config."""
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        self.config.hidden_dropout_prob = self.config.attention_probs_dropout_prob = p
+        for m in self.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = p
+            elif isinstance(m, SelfAttention):
+                m.dropout_p = p
+
     def task_tensor(self, task: str | list[str], batch: int) -> torch.Tensor:
         """(B,) task ids for one task name (repeated) or one name per sequence."""
         names = [task] * batch if isinstance(task, str) else list(task)

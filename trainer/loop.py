@@ -78,14 +78,12 @@ def make_optimizer(model: torch.nn.Module, cfg: StageConfig) -> torch.optim.Opti
 
 
 def set_dropout(model: torch.nn.Module, p: float) -> None:
-    for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = p
-    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-        setattr(model.config, name, p)
-    for m in model.modules():  # attention dropout is a float on the module, not an nn.Dropout
-        if hasattr(m, "dropout_p"):
-            m.dropout_p = p
+    from embedder.model import MoeBertModel
+
+    if not isinstance(model, MoeBertModel):
+        raise ValueError(f"dropout={p} needs a moesearch model folder, got a {type(model).__name__}; leave dropout "
+                         "< 0 to keep the model's own")
+    model.set_dropout(p)
 
 
 @dataclass

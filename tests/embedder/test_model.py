@@ -89,3 +89,13 @@ def test_matryoshka_truncation_renormalises():
         assert t.shape == (3, dim)
         torch.testing.assert_close(t.norm(dim=-1), torch.ones(3))
         torch.testing.assert_close(t, emb[:, :dim] / emb[:, :dim].norm(dim=-1, keepdim=True))
+
+
+def test_set_dropout_reaches_every_dropout_and_the_config(tiny_model_dir):
+    model = MoeBertModel.from_pretrained(tiny_model_dir)
+    model.set_dropout(0.25)
+    assert model.config.hidden_dropout_prob == model.config.attention_probs_dropout_prob == 0.25
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.25}
+    assert {layer.attention.self.dropout_p for layer in model.encoder.layer} == {0.25}
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        model.set_dropout(1.0)
