@@ -235,7 +235,11 @@ class Pipeline:
         if threshold and collection.unindexed() >= threshold:
             notify(ProgressEvent("index", 0, 0))
             t0 = time.perf_counter()
-            collection.optimize()
+            try:  # embedded store: built in a child process, searches go on (store/edge_build.py)
+                collection.optimize()
+            except StoreError as exc:  # e.g. no disk for the copy: the files are in; search stays exact meanwhile
+                log.warning("could not build the HNSW index for %s: %s", collection.name, exc)
+                return
             log.info("built HNSW for %s in %.1f s", collection.name, time.perf_counter() - t0)
 
     def optimize(self) -> bool:

@@ -93,4 +93,5 @@ def collection_spec(spec: IndexSpec, settings) -> CollectionSpec:
                           hnsw_ef_construct=settings.hnsw_ef_construct, indexing_threshold=settings.hnsw_threshold,
                           shard_number=settings.shard_number, replication_factor=settings.replication_factor,
                           write_consistency_factor=settings.write_consistency_factor,
-                          similar_dim=spec.dim if spec.similar else 0)
+                          similar_dim=spec.dim if spec.similar else 0,
+                          quantization=settings.quantization)

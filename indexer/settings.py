@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 Backend = Literal["edge", "local", "server"]
 Device = Literal["auto", "cpu", "cuda"]
 KeepFiles = Literal["uploads", "all", "none"]
+Quantization = Literal["int8", "none", "binary"]  # the store's QUANTIZATIONS (indexer/store/base.py)
 BACKENDS, DEVICES, KEEP_FILES = get_args(Backend), get_args(Device), get_args(KeepFiles)
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("moesearch_environ", default=None)
 
@@ -64,6 +65,9 @@ class IndexerSettings(BaseSettings):
     hnsw_ef: int = env(128, "MOESEARCH_HNSW_EF", "HNSW search breadth", ge=1)
     hnsw_m: int = env(16, "MOESEARCH_HNSW_M", "HNSW links per node", ge=1)
     hnsw_ef_construct: int = env(100, "MOESEARCH_HNSW_EF_CONSTRUCT", "HNSW build breadth", ge=1)
+    quantization: Quantization = env("int8", "MOESEARCH_QUANTIZATION", "new collections' dense vectors: int8 codes "
+                                     "(or 2-bit binary) in RAM, float32 originals on disk, rescored; none = float32 "
+                                     "in RAM. Codes are built with HNSW, past MOESEARCH_HNSW_THRESHOLD points")
     prefetch: int = env(100, "MOESEARCH_PREFETCH", "hybrid search: candidates per arm", ge=1)
     rrf_k: int = env(60, "MOESEARCH_RRF_K", "hybrid search: RRF constant", ge=1)
     bm25_language: str = env("english", "MOESEARCH_BM25_LANGUAGE", "BM25 stemmer and stop words")

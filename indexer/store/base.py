@@ -16,11 +16,16 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["DENSE", "MODES", "SIMILAR", "SPARSE", "Collection", "CollectionSpec", "Match", "PointRecord", "QuerySpec",
-           "Range", "Record", "Root", "SparseVec", "StoreError", "StoreLockedError", "scroll_all"]
+__all__ = ["DENSE", "MODES", "OVERSAMPLING", "QUANTIZATIONS", "SIMILAR", "SPARSE", "Collection", "CollectionSpec",
+           "Match", "PointRecord", "QuerySpec", "Range", "Record", "Root", "SparseVec", "StoreError",
+           "StoreLockedError", "scroll_all"]
 DENSE, SPARSE, SIMILAR = "dense", "bm25", "similar"
 DENSE_VECTORS = (DENSE, SIMILAR)  # the dense vector names a query may use
 MODES = ("hybrid", "dense", "keyword")
+# Compression of the ``dense`` vectors: "none" (float32 in RAM), "int8" (scalar: 1 byte a dim in RAM, float32
+# originals on disk, candidates rescored with them), "binary" (2 bits a dim in RAM, originals on disk, rescored).
+QUANTIZATIONS = ("none", "int8", "binary")
+OVERSAMPLING = {"none": 1.0, "int8": 2.0, "binary": 8.0}  # candidates fetched on the codes per result, before rescoring
 
 
 class StoreError(RuntimeError):
@@ -106,10 +111,14 @@ class QuerySpec:
     rrf_k: int = 60
     hnsw_ef: int | None = None
     using: str = DENSE  # which dense vector ``dense`` is compared with: "dense" (chunks) or "similar" (documents)
+    oversampling: float | None = None  # quantized collections: None = OVERSAMPLING of the collection's mode
+    exact: bool = False  # brute force over the float32 originals (no HNSW, no quantization): the reference
 
     def __post_init__(self) -> None:
         if self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
+        if self.oversampling is not None and not self.oversampling >= 1.0:
+            raise ValueError(f"oversampling must be >= 1, got {self.oversampling}")
         if self.using not in DENSE_VECTORS:
             raise ValueError(f"using must be one of {DENSE_VECTORS}, got {self.using!r}")
         if self.using != DENSE and (self.dense is None or self.sparse is not None):
@@ -167,11 +176,14 @@ class CollectionSpec:
     replication_factor: int = 1
     write_consistency_factor: int = 1
     similar_dim: int = 0  # > 0: the collection also holds the dense vector ``similar`` (documents' records)
+    quantization: str = "none"  # one of QUANTIZATIONS, for the ``dense`` vectors (``similar`` stays float32)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dim < 1:
             raise ValueError(f"dim must be >= 1, got {self.dim}")
+        if self.quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
         if self.similar_dim < 0:
             raise ValueError(f"similar_dim must be >= 0, got {self.similar_dim}")
 

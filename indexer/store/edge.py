@@ -7,7 +7,11 @@ Layout under the root folder::
     collections/NAME/       one EdgeShard (segments + WAL) per collection
 
 qdrant-edge 0.9.0 holds the GIL inside ``optimize()`` and ``query()``; the pipeline decides when to call
-``optimize`` (HNSW build), and collections here are safe to share between threads.
+``optimize`` (HNSW build), which runs in a child process on a copy and switches it in (``edge_build.py``), so
+searches from other threads go on during a build; collections here are safe to share between threads.
+Quantized collections (``CollectionSpec.quantization``) keep the codes in RAM and the float32 originals on disk
+(``Memory.Cold``: mmap, read back for rescoring); codes exist only in optimised segments (past the indexing
+threshold), so a small collection is searched on its originals.
 """
 
 from __future__ import annotations
@@ -23,8 +27,12 @@ from typing import Any
 
 import qdrant_edge as qe
 
+from indexer.rwlock import RWLock
+
+from . import edge_build
 from .base import (
     DENSE,
+    OVERSAMPLING,
     SIMILAR,
     SPARSE,
     CollectionSpec,
@@ -67,46 +75,93 @@ def _sparse(vec: SparseVec) -> qe.SparseVector:
     return qe.SparseVector(list(vec.indices), list(vec.values))
 
 
+def quantization_of(folder: Path) -> str:
+    """The quantization mode of the ``dense`` vectors of the shard in ``folder`` (its persisted config)."""
+    try:
+        config = json.loads((folder / "edge_config.json").read_text())
+        found = (config["vectors"][DENSE].get("quantization_config") or {})
+    except (OSError, ValueError, KeyError, AttributeError):
+        return "none"
+    return "int8" if "scalar" in found else "binary" if "binary" in found else "none"
+
+
+def vector_params(dim: int, quantization: str) -> qe.EdgeVectorParams:
+    if quantization == "none":
+        return qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
+    if quantization == "int8":
+        codes = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned)
+    else:  # binary, 2 bits a dim (1 bit lost half the recall at 64-384 dims); the query keeps 8 bits (asymmetric)
+        codes = qe.BinaryQuantizationConfig(encoding=qe.BinaryQuantizationEncoding.TwoBits, memory=qe.Memory.Pinned,
+                                            query_encoding=qe.BinaryQuantizationQueryEncoding.Scalar8Bits)
+    return qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, quantization_config=codes,
+                               memory=qe.Memory.Cold)
+
+
 class EdgeCollection:
-    def __init__(self, name: str, shard: qe.EdgeShard):
+    """One shard.  Reads share ``_swap`` (taken exclusively only while a built copy is switched in); writes take
+    ``_writes``, which an index build holds from its copy to its switch (writes wait, searches do not)."""
+
+    def __init__(self, name: str, shard: qe.EdgeShard, folder: Path | None = None, root: Path | None = None):
         self.name = name
         self.shard = shard
+        self.folder = folder  # None: optimize() builds in-process (blocks other threads)
+        self._root = root
+        self.quantization = quantization_of(folder) if folder is not None else "none"
+        self._swap = RWLock()
+        self._writes = threading.RLock()
         self._closed = False
+
+    def _update(self, operation) -> None:
+        with self._writes, self._swap.read():
+            self.shard.update(operation)
 
     def upsert(self, points: Sequence[PointRecord]) -> None:
         out = [qe.Point(p.id, named_vectors(p, _sparse), p.payload) for p in points]
         if out:
-            self.shard.update(qe.UpdateOperation.upsert_points(out))
+            self._update(qe.UpdateOperation.upsert_points(out))
 
     def set_payload(self, where: Where, payload: dict[str, Any]) -> None:
-        self.shard.update(qe.UpdateOperation.set_payload_by_filter(edge_filter(where) or qe.Filter(), payload))
+        self._update(qe.UpdateOperation.set_payload_by_filter(edge_filter(where) or qe.Filter(), payload))
 
     def delete(self, where: Where) -> None:
         if not where:
             raise ValueError("delete needs a filter (refusing to delete everything)")
-        self.shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(where)))
+        self._update(qe.UpdateOperation.delete_points_by_filter(edge_filter(where)))
 
     def delete_ids(self, ids: Sequence[str]) -> None:
         if ids:
-            self.shard.update(qe.UpdateOperation.delete_points(list(ids)))
+            self._update(qe.UpdateOperation.delete_points(list(ids)))
 
     def count(self, where: Where = ()) -> int:
-        return int(self.shard.count(qe.CountRequest(exact=True, filter=edge_filter(where))))
+        with self._swap.read():
+            return int(self.shard.count(qe.CountRequest(exact=True, filter=edge_filter(where))))
 
     def scroll(self, where: Where = (), limit: int = 256, offset: Any = None) -> tuple[list[Record], Any]:
-        records, nxt = self.shard.scroll(qe.ScrollRequest(offset=offset, limit=limit, filter=edge_filter(where),
-                                                          with_payload=True, with_vector=False))
+        with self._swap.read():
+            records, nxt = self.shard.scroll(qe.ScrollRequest(offset=offset, limit=limit, filter=edge_filter(where),
+                                                              with_payload=True, with_vector=False))
         return [Record.of(r) for r in records], nxt
 
     def retrieve(self, ids: Sequence[str], vectors: Sequence[str] = ()) -> list[Record]:
         if not ids:
             return []
-        found = self.shard.retrieve(list(ids), with_payload=True, with_vector=list(vectors) if vectors else False)
+        with self._swap.read():
+            found = self.shard.retrieve(list(ids), with_payload=True,
+                                        with_vector=list(vectors) if vectors else False)
         return [Record.of(r) for r in found]
+
+    def _params(self, spec: QuerySpec) -> qe.SearchParams | None:
+        if spec.exact:
+            return qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(ignore=True))
+        if self.quantization == "none" or spec.using != DENSE:
+            return qe.SearchParams(hnsw_ef=spec.hnsw_ef) if spec.hnsw_ef else None
+        over = spec.oversampling or OVERSAMPLING[self.quantization]
+        return qe.SearchParams(hnsw_ef=spec.hnsw_ef, quantization=qe.QuantizationSearchParams(rescore=True,
+                                                                                              oversampling=over))
 
     def query(self, spec: QuerySpec) -> list[Record]:
         flt = edge_filter(spec.where)
-        params = qe.SearchParams(hnsw_ef=spec.hnsw_ef) if spec.hnsw_ef else None
+        params = self._params(spec)
         if spec.fused:
             prefetches = [
                 qe.Prefetch(limit=spec.prefetch, query=qe.Query.Nearest([float(x) for x in spec.dense], using=DENSE),
@@ -123,7 +178,9 @@ class EdgeCollection:
         else:
             request = qe.QueryRequest(limit=spec.limit, query=qe.Query.Nearest(_sparse(spec.sparse), using=SPARSE),
                                       filter=flt, with_payload=True)
-        return [Record.of(p) for p in self.shard.query(request)]
+        with self._swap.read():
+            found = self.shard.query(request)
+        return [Record.of(p) for p in found]
 
     def unindexed(self) -> int:
         """Dense vectors not yet in an HNSW graph (the engine counts sparse vectors as indexed too)."""
@@ -131,19 +188,52 @@ class EdgeCollection:
             return int(self.shard.count(qe.CountRequest(exact=True, filter=qe.Filter(must=[qe.HasVectorCondition(
                 name)]))))
 
-        return max(0, has(DENSE) + has(SPARSE) + has(SIMILAR) - int(self.shard.info().indexed_vectors_count))
+        with self._swap.read():
+            return max(0, has(DENSE) + has(SPARSE) + has(SIMILAR) - int(self.shard.info().indexed_vectors_count))
 
     def optimize(self) -> bool:
-        return bool(self.shard.optimize())
+        """Build HNSW (and quantized codes) for the segments that need it; True if any were built.  Blocks the
+        caller and other writers until done, never searches (see ``edge_build``)."""
+        if self.folder is None or self._root is None:
+            with self._writes, self._swap.write():
+                return bool(self.shard.optimize())
+        with self._writes:
+            self.shard.flush()
+            built = edge_build.build_dir(self._root, self.name)
+            try:
+                optimized = edge_build.run_child(self.folder, built)
+            except (RuntimeError, OSError, ValueError) as exc:
+                raise StoreError(f"{self.name}: {exc}") from exc
+            if not optimized:
+                shutil.rmtree(built, ignore_errors=True)
+                return False
+            old = edge_build.old_dir(self._root, self.name)
+            with self._swap.write():  # searches wait from here: close, two renames, load
+                self.shard.close()
+                os.replace(self.folder, old)
+                try:
+                    os.replace(built, self.folder)
+                    self.shard = qe.EdgeShard.load(str(self.folder))
+                except Exception as exc:  # put the old shard back; the engine raises a bare Exception
+                    if self.folder.exists():
+                        shutil.rmtree(self.folder, ignore_errors=True)
+                    os.replace(old, self.folder)
+                    self.shard = qe.EdgeShard.load(str(self.folder))
+                    raise StoreError(f"{self.name}: the built index could not be loaded ({exc}); kept the old one") \
+                        from exc
+            shutil.rmtree(old, ignore_errors=True)
+            return True
 
     def flush(self) -> None:
-        self.shard.flush()
+        with self._writes, self._swap.read():
+            self.shard.flush()
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.shard.flush()
-            self.shard.close()
+        with self._writes, self._swap.write():
+            if not self._closed:
+                self._closed = True
+                self.shard.flush()
+                self.shard.close()
 
 
 class EdgeRoot:
@@ -178,10 +268,11 @@ class EdgeRoot:
             if name == self.active():
                 raise StoreError(f"collection {name!r} is active; refusing to recreate it")
             self._close_one(name)
+            edge_build.recover(self.folder, self._dir(name), name)
             if self._dir(name).exists():
                 shutil.rmtree(self._dir(name))
             config = qe.EdgeConfig(
-                vectors={DENSE: qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine),
+                vectors={DENSE: vector_params(spec.dim, spec.quantization),
                          **({SIMILAR: qe.EdgeVectorParams(size=spec.similar_dim, distance=qe.Distance.Cosine)}
                             if spec.similar_dim else {})},
                 sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
@@ -196,20 +287,21 @@ class EdgeRoot:
                                   (qe.PayloadSchemaType.Datetime, spec.datetime_fields)):
                 for field_name in names:
                     shard.update(qe.UpdateOperation.create_field_index(field_name, schema))
-            col = self._open[name] = EdgeCollection(name, shard)
+            col = self._open[name] = EdgeCollection(name, shard, self._dir(name), self.folder)
             return col
 
     def open(self, name: str) -> EdgeCollection:
         with self._mutex:
             if name in self._open:
                 return self._open[name]
+            edge_build.recover(self.folder, self._dir(name), name)
             if not self._dir(name).is_dir():
                 raise StoreError(f"no collection {name!r} under {self.folder}")
             try:
                 shard = qe.EdgeShard.load(str(self._dir(name)))
             except Exception as exc:  # the engine raises a bare Exception
                 raise StoreError(f"cannot open {self._dir(name)}: {exc}") from exc
-            col = self._open[name] = EdgeCollection(name, shard)
+            col = self._open[name] = EdgeCollection(name, shard, self._dir(name), self.folder)
             return col
 
     def activate(self, name: str) -> None:

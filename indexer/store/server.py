@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from qdrant_client import QdrantClient
 from qdrant_client import models as m
 
-from .base import DENSE, SIMILAR, SPARSE, Match, Range, Record, StoreError, named_vectors
+from .base import DENSE, OVERSAMPLING, SIMILAR, SPARSE, Match, Range, Record, StoreError, named_vectors
 from .lock import FolderLock
 
 if TYPE_CHECKING:
@@ -48,12 +48,37 @@ def _sparse(vec: SparseVec) -> m.SparseVector:
     return m.SparseVector(indices=list(vec.indices), values=list(vec.values))
 
 
+def vector_params(dim: int, quantization: str) -> m.VectorParams:
+    """The ``dense`` vector's config: quantized codes in RAM, float32 originals on disk (see base.QUANTIZATIONS)."""
+    if quantization == "none":
+        return m.VectorParams(size=dim, distance=m.Distance.COSINE)
+    if quantization == "int8":
+        codes = m.ScalarQuantization(scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99,
+                                                                      always_ram=True))
+    else:
+        codes = m.BinaryQuantization(binary=m.BinaryQuantizationConfig(
+            always_ram=True, encoding=m.BinaryQuantizationEncoding.TWO_BITS,
+            query_encoding=m.BinaryQuantizationQueryEncoding.SCALAR8BITS))
+    return m.VectorParams(size=dim, distance=m.Distance.COSINE, on_disk=True, quantization_config=codes)
+
+
+def quantization_of(info) -> str:
+    """The mode of a collection's ``dense`` vectors, from ``get_collection`` (its own config, else the global)."""
+    params = info.config.params.vectors
+    found = (params.get(DENSE).quantization_config if isinstance(params, dict) and params.get(DENSE) else None) \
+        or info.config.quantization_config
+    return "int8" if isinstance(found, m.ScalarQuantization) else "binary" if isinstance(
+        found, m.BinaryQuantization) else "none"
+
+
 class ClientCollection:
-    def __init__(self, name: str, client: QdrantClient, guard: contextlib.AbstractContextManager, server: bool):
+    def __init__(self, name: str, client: QdrantClient, guard: contextlib.AbstractContextManager, server: bool,
+                 quantization: str = "none"):
         self.name = name
         self.client = client
         self._guard = guard
         self._server = server
+        self.quantization = quantization
         self._write = dict(wait=True, ordering=m.WriteOrdering.STRONG) if server else dict(wait=True)
 
     def upsert(self, points: Sequence[PointRecord]) -> None:
@@ -96,9 +121,18 @@ class ClientCollection:
                                          with_vectors=list(vectors) if vectors else False)
         return [Record.of(r) for r in found]
 
+    def _params(self, spec: QuerySpec) -> m.SearchParams | None:
+        if spec.exact:
+            return m.SearchParams(exact=True, quantization=m.QuantizationSearchParams(ignore=True))
+        if not self._server or self.quantization == "none" or spec.using != DENSE:  # local mode: brute force
+            return m.SearchParams(hnsw_ef=spec.hnsw_ef) if spec.hnsw_ef else None
+        over = spec.oversampling or OVERSAMPLING[self.quantization]
+        return m.SearchParams(hnsw_ef=spec.hnsw_ef, quantization=m.QuantizationSearchParams(rescore=True,
+                                                                                            oversampling=over))
+
     def query(self, spec: QuerySpec) -> list[Record]:
         flt = client_filter(spec.where)
-        params = m.SearchParams(hnsw_ef=spec.hnsw_ef) if spec.hnsw_ef else None
+        params = self._params(spec)
         dense = [float(x) for x in spec.dense] if spec.dense is not None else None
         with self._guard:
             if spec.fused:
@@ -185,7 +219,7 @@ class ClientRoot:
                               write_consistency_factor=spec.write_consistency_factor)
             self.client.create_collection(
                 name,
-                vectors_config={DENSE: m.VectorParams(size=spec.dim, distance=m.Distance.COSINE),
+                vectors_config={DENSE: vector_params(spec.dim, spec.quantization),
                                 **({SIMILAR: m.VectorParams(size=spec.similar_dim, distance=m.Distance.COSINE)}
                                    if spec.similar_dim else {})},
                 sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
@@ -200,13 +234,14 @@ class ClientRoot:
                                       (m.PayloadSchemaType.DATETIME, spec.datetime_fields)):
                     for field_name in names:
                         self.client.create_payload_index(name, field_name, schema, wait=True)
-        return ClientCollection(name, self.client, self._guard, self._server())
+        return ClientCollection(name, self.client, self._guard, self._server(), spec.quantization)
 
     def open(self, name: str) -> ClientCollection:
         with self._guard:
             if not self.client.collection_exists(name):
                 raise StoreError(f"no collection {name!r} at {self.location}")
-        return ClientCollection(name, self.client, self._guard, self._server())
+            quantization = quantization_of(self.client.get_collection(name))
+        return ClientCollection(name, self.client, self._guard, self._server(), quantization)
 
     def activate(self, name: str) -> None:
         ops: list = []
