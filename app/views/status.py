@@ -1,18 +1,87 @@
-"""Status page: the model and the onnxruntime provider really running, the store, counts, the last ingest."""
+"""Status page: which model serves queries and which one is current (a newly published version shows up here on
+the next visit, no restart), re-index with it or roll back (admins), the onnxruntime provider really running, the
+store, counts, the last ingest."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app.auth import configured_hash, fingerprint
 from app.render import inject_css, key_values, report_table, service_or_stop
-from app.snippets import local_time
+from app.service import Busy
+from app.snippets import local_time, md_escape
 
 inject_css()
 service = service_or_stop()
-stats = service.stats()
-card = service.model_info()
+state = st.session_state
+
+
+def signed_in() -> bool:
+    """This session signed in as admin (on the Ingest page); the Status page itself never asks for the password."""
+    text, _ = configured_hash(lambda name: st.secrets.get(name))
+    return text is not None and state.get("admin") == fingerprint(text)
+
+
+def describe_model(card) -> str:
+    tasks = ", ".join(card.tasks) if card.tasks else "none"
+    return f"MoE mode `{card.moe_mode or 'unknown'}`, tasks: {tasks}"
+
+
+def start_reindex(model: str | None, what: str) -> None:
+    try:
+        state["reindex_job"] = service.start_reindex(model=model)
+        state["reindex_what"] = what
+    except Busy as exc:
+        state["reindex_refused"] = str(exc)
+
+
+def lifecycle() -> None:
+    """Serving vs current model, the running reindex (refreshed every second while it runs), the switch."""
+    stats = service.stats()  # polls the model's pointer: a new current version is seen here
+    serving, current = service.model_info(), service.model_info(current=True)
+    st.markdown("### Model in service")
+    with st.container(horizontal=True):
+        st.metric("Serving queries", stats.serving_model, border=True,
+                  help="The model that built the active index; queries are embedded by it")
+        st.metric("Current model", stats.current_model, border=True,
+                  help="What MOESEARCH_MODEL names now (a published name follows its current pointer)")
+        st.metric("Index", "stale" if stats.stale else "up to date", border=True)
+    st.markdown(f"**Serving** `{md_escape(stats.serving_model)}`: {describe_model(serving)}  \n"
+                f"**Current** `{md_escape(stats.current_model)}`: {describe_model(current)}")
+    if error := stats.extra.get("current_model_error"):
+        st.error(f"The current model cannot be loaded: {md_escape(error)}")
+    job = state.get("reindex_job")
+    running = service.reindexing
+    if running is not None:
+        st.progress(running.fraction, text=md_escape(f"Re-indexing: {running.message}. Searches keep using "
+                                                     f"{stats.serving_model} until the new index is complete."))
+    elif job is not None and job.finished and state.get("reindex_shown") is not job:
+        state["reindex_shown"] = job
+        st.rerun(scope="app")  # the switch happened: redraw the whole page with the new model
+    elif job is not None and job.finished:
+        if job.error:
+            st.error(f"The re-index stopped: {md_escape(job.error)}. The index is unchanged.")
+        else:
+            st.success(f"Switched: queries are now served by {stats.serving_model} "
+                       f"({job.result.ok} documents rebuilt, {job.result.duplicates} already there).")
+    if refused := state.pop("reindex_refused", None):
+        st.warning(f"Not started: {md_escape(refused)}.")
+    if running is None and stats.stale:
+        st.warning(f"The index was built with {stats.serving_model}; the current model is {stats.current_model}. "
+                   "Searches use the index's own model until it is re-indexed.")
+        if signed_in():
+            st.button("Re-index with the new model", key="reindex-new", type="primary", icon=":material/refresh:",
+                      disabled=bool(error) or not stats.documents, on_click=start_reindex,
+                      args=(None, stats.current_model))
+        else:
+            st.caption("Sign in on the Ingest page to re-index.")
+
 
 st.markdown("## :material/monitor_heart: Status")
+st.fragment(run_every=1.0 if service.reindexing is not None else None)(lifecycle)()
+
+stats = service.stats()
+card = service.model_info()
 with st.container(horizontal=True):
     st.metric("Documents", stats.documents, border=True)
     st.metric("Passages (chunks)", stats.chunks, border=True)
@@ -27,7 +96,8 @@ with left:
     if card.summary:
         st.markdown(card.summary)
     s = card.settings
-    rows = {"model file": card.model_file, "session providers": ", ".join(card.session_providers),
+    rows = {"version": card.label, "MoE mode": card.moe_mode, "tasks": ", ".join(card.tasks) or "none",
+            "model file": card.model_file, "session providers": ", ".join(card.session_providers),
             "available providers": ", ".join(card.available_providers),
             "onnxruntime": card.onnxruntime_version, "device setting": service.settings.device,
             "pooling": s.get("pooling", ""), "Matryoshka dims": ", ".join(map(str, s.get("matryoshka_dims", []))),
@@ -48,6 +118,17 @@ with right:
     key_values(rows)
     if (job := service.busy) is not None:
         st.info(f"Running now: {job.describe()}")
+
+others = [c for c in service.collections() if c.state != "active"]
+if others:
+    st.markdown("### Other indexes")
+    st.caption("Previous indexes are kept for a rollback until an admin drops them (`python -m indexer gc`).")
+    st.dataframe([c.to_dict() for c in others], hide_index=True, width="stretch")
+    if signed_in() and service.reindexing is None:
+        for c in others:
+            if c.state == "ready" and c.model_dir and c.model != stats.serving_model:
+                st.button(f"Switch back to {c.model}", key=f"rollback-{c.name}", icon=":material/undo:",
+                          on_click=start_reindex, args=(c.model_dir, c.model))
 
 st.markdown("### Last ingest")
 last = service.last_report

@@ -56,3 +56,47 @@ def test_a_missing_model_is_explained(app_env, monkeypatch, tmp_path):
     monkeypatch.setenv("MOESEARCH_MODEL", str(tmp_path / "no-model"))
     at = open_page()
     assert not at.exception and "could not" in texts(at.error).lower()
+
+
+def test_status_shows_a_new_version_and_the_admin_switches_and_rolls_back(app_env, monkeypatch, tiny_model_dir,
+                                                                         admin_hash, tmp_path):
+    from app_helpers import sign_in
+    from app_models import WITH_ONNX, retrained
+
+    from app.auth import ENV_VAR
+    from embedder.registry import publish, resolve
+
+    root = tmp_path / "models" / "tiny"
+    a = publish(tiny_model_dir, root, ignore=WITH_ONNX)
+    for name, value in {"MOESEARCH_MODEL": str(root), "MOESEARCH_MODEL_POLL_SECONDS": "0", ENV_VAR: admin_hash}.items():
+        monkeypatch.setenv(name, value)
+    get_service().ingest_sample()
+    at = sign_in(open_page("views/ingest.py"))
+    at.switch_page("views/status.py").run()
+
+    def metrics():
+        return {m.label: m.value for m in at.metric}
+
+    assert not at.exception and metrics()["Serving queries"] == f"tiny@{a.version}" == metrics()["Current model"]
+    assert metrics()["Index"] == "up to date" and "MoE mode `topk`" in texts(at.markdown)
+    assert not [b for b in at.button if b.key == "reindex-new"]
+
+    b = publish(retrained(tiny_model_dir, tmp_path / "b"), root, ignore=WITH_ONNX)  # the app keeps running
+    at.run()
+    assert metrics()["Index"] == "stale" and metrics()["Current model"] == f"tiny@{b.version}"
+    assert metrics()["Serving queries"] == f"tiny@{a.version}"
+    at.button(key="reindex-new").click().run()
+    assert at.session_state["reindex_job"].wait(60)
+    hits, _ = get_service().search("the people", k=3, mode="hybrid")
+    assert hits
+    at.run()
+    assert not at.exception and metrics()["Serving queries"] == f"tiny@{b.version}"
+    assert metrics()["Index"] == "up to date"
+    assert "Switched: queries are now served by tiny@" in texts(at.success)
+    assert any(d.value["model"].tolist() == [f"tiny@{a.version}"] for d in at.dataframe if "model" in d.value.columns)
+
+    at.button(key=next(x.key for x in at.button if (x.key or "").startswith("rollback-"))).click().run()
+    assert at.session_state["reindex_job"].wait(60)
+    at.run()
+    assert metrics()["Serving queries"] == f"tiny@{a.version}" == metrics()["Current model"]
+    assert resolve(root) == a  # the rollback moved the name's pointer back
