@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -67,7 +68,9 @@ def run_mine(cfg: RecipeConfig, inputs: list[str], retriever: str, out: Path, pr
 
 
 def publish_fp16(model_dir: Path, dst: Path) -> Path:
-    """Copy a model folder with its weights in fp16 (the shipped form: < 100 MB a file)."""
+    """Write a copy of a model folder with its weights in fp16 (the shipped form: < 100 MB a file) into ``dst``, a
+    working folder of this run (replaced if there); ``publish_model`` then publishes it as a new version, so a
+    published folder is never rewritten or deleted."""
     import shutil
 
     from embedder.model import MoeBertModel
@@ -80,6 +83,24 @@ def publish_fp16(model_dir: Path, dst: Path) -> Path:
         if f.is_file() and f.name not in ("config.json", "model.safetensors", "trainer_state.pt"):
             shutil.copyfile(f, dst / f.name)
     return dst
+
+
+def registry_root(name: str) -> Path:
+    """Where ``--publish NAME`` publishes: a path as given (``models/NAME``), a bare name under ``models/``."""
+    from embedder.settings import MODELS_DIR
+
+    path = Path(name).expanduser()
+    return path if path.is_absolute() or len(path.parts) > 1 else MODELS_DIR / name
+
+
+def publish_model(model_dir: Path, name: str) -> tuple:
+    """Publish a finished model folder (weights, exported ONNX, card) as a new immutable version of ``name`` and
+    move its ``current`` pointer; returns the ModelRef and the one command that switches the index to it."""
+    from embedder.registry import publish
+
+    root = registry_root(name)
+    ref = publish(model_dir, root, ignore=("trainer_state.pt",))  # onnx/ came from these weights: keep it
+    return ref, f"python -m indexer reindex --model {root}@{ref.version}"
 
 
 def command() -> str:
@@ -178,7 +199,7 @@ def finish(cfg, out: Path, final: Path, manifest, filter_report, mine_report, ti
     from .evaluate import evaluate_many, summary
     from .telemetry import read_metrics
 
-    model_dir = publish_fp16(final, Path(cfg.publish)) if cfg.publish else final
+    model_dir = publish_fp16(final, out / "publish") if cfg.publish else final
     t = time.time()
     if not is_current(model_dir):
         export(model_dir)
@@ -204,6 +225,12 @@ def finish(cfg, out: Path, final: Path, manifest, filter_report, mine_report, ti
               **metrics, "filter": filter_report, "mine": mine_report, "command": command()}
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     write_card(out, (), model_dir / "README.md")  # everything in it is read back from the run folder
+    if cfg.publish:  # last: the version appears complete (weights, ONNX, card) or not at all
+        ref, switch = publish_model(model_dir, cfg.publish)
+        result.update(model=str(ref.folder), published=ref.label, switch=switch)
+        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"published {ref.label} (now current). Switch the index to it (searches keep working meanwhile):\n"
+              f"  {switch}\nor press 'Re-index with the new model' on the app's Status page.", file=sys.stderr)
     return result
 
 
