@@ -82,7 +82,7 @@ class PoolFeed:
             entry = _PoolEntry(self.next, self.sources[self.next])
             self.next += 1
             try:
-                entry.prep = self.loop.prepare(entry.source)
+                entry.prep = self.loop.prepare(entry.source, entry.index)
             except Exception as exc:  # a store failure (or a bug): settled in order, nothing prepared after it
                 entry.error = exc
             else:

@@ -4,9 +4,12 @@ nothing matched, 2 usage or store error)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from .pipeline import IndexerError, Pipeline, ProgressEvent, SearchFilters, StoreError
@@ -14,7 +17,28 @@ from .search import MAX_K
 from .settings import IndexerSettings
 from .store.base import MODES
 
-OK, SOME_FAILED, USAGE_OR_STORE = 0, 1, 2
+OK, SOME_FAILED, USAGE_OR_STORE, CANCELLED = 0, 1, 2, 130
+
+
+@contextlib.contextmanager
+def _cancel_on_ctrl_c(cancel: threading.Event):
+    """The first Ctrl-C (SIGINT) sets ``cancel`` (the file in progress is rolled back, the rest not attempted);
+    a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\ncancelling: the file in progress is rolled back (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,6 +119,8 @@ def _print_report(report, as_json: bool) -> None:
     for f in report.files:
         detail = f"{f.pages} pages, {f.chunks} chunks" if f.status == "ok" else f.reason
         print(f"{f.status:<9} {f.name}  {detail}")
+        if f.status == "ok" and f.reason:  # kept both / replaced an upload of the same name
+            print(f"{'':<9} {f.reason}")
         for note in f.notes:
             print(f"{'':<9} note: {note}")
         if f.replaced:
@@ -131,14 +157,20 @@ def run(argv: Sequence[str] | None = None) -> int:
 def _dispatch(pipeline: Pipeline, args, filters) -> int:
     if args.command == "ingest":
         bar, progress = _bar(not args.json and sys.stderr.isatty())
+        cancel = threading.Event()
         try:
-            report = pipeline.ingest(args.paths, progress=progress, workers=args.workers)
+            with _cancel_on_ctrl_c(cancel):
+                report = pipeline.ingest(args.paths, progress=progress, workers=args.workers, cancel=cancel)
         finally:
             if bar is not None:
                 bar.close()
         _print_report(report, args.json)
         if report.store_error:
             return USAGE_OR_STORE
+        if cancel.is_set():
+            print("cancelled: files done before Ctrl-C are kept; those marked 'not attempted' were not read",
+                  file=sys.stderr)
+            return CANCELLED
         return OK if report.all_ok else SOME_FAILED
     if args.command == "search":
         hits = pipeline.search(args.query, k=args.k, filters=filters, mode=args.mode)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,34 @@ class Stored:
     pages: Callable[[], list[tuple[int, str]]] = field(hash=False)  # raises ValueError if chunks are missing
 
 
+MAX_NAME = 180  # characters of a stored upload name (the original is kept in the document's notes)
+BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def safe_name(raw: str) -> str:
+    """An upload's name made safe to store and show: control, format (bidi, zero-width) and separator characters
+    out (``/`` and ``\\`` become ``_``, so no name is cut and none is a path), no leading dots, at most
+    ``MAX_NAME`` characters with the extension kept; ``unnamed`` if nothing is left."""
+    text = unicodedata.normalize("NFC", str(raw))
+    text = "".join(c for c in text if c not in BIDI and unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co",
+                                                                                          "Zl", "Zp"))
+    text = text.replace("/", "_").replace("\\", "_")
+    text = " ".join(text.split())  # tabs, runs of spaces
+    text = text.lstrip(". ").rstrip(". ")
+    if len(text) > MAX_NAME:
+        stem, dot, suffix = text.rpartition(".")
+        suffix = suffix[:16] if dot and stem else ""
+        text = text[:MAX_NAME - len(suffix) - 1].rstrip(". ") + "." + suffix if suffix else text[:MAX_NAME]
+    return text or "unnamed"
+
+
 @dataclass(frozen=True)
 class Source:
     """One thing to ingest, the one type from the API's edge inward: a file on disk (``Source.file``), an upload
-    (``Source.upload``: a plain file name and its bytes) or, for a reindex, a document rebuilt from its stored
-    chunks (``stored``).  ``key`` identifies "the same file" across versions (absolute path, or the upload's
-    name) for replace-on-change."""
+    (``Source.upload``: a plain file name and its bytes, or ``Source.spooled``: bytes in a spool file) or, for a
+    reindex, a document rebuilt from its stored chunks (``stored``).  ``key`` identifies "the same file" across
+    versions (absolute path, or the upload's name) for replace-on-change; ``original`` is an upload's name as
+    given when it had to be made safe (``safe_name``)."""
 
     name: str
     key: str
@@ -34,12 +57,30 @@ class Source:
     data: bytes | None = None
     skip: str | None = None  # set for folder entries that are not documents
     stored: Stored | None = None
+    original: str | None = None
+    spooled_upload: bool = False  # fs_path is an upload's spool file (an upload, not a file on the server)
 
     @classmethod
     def upload(cls, name: str, data: bytes) -> Source:
         if not name or "/" in name or "\\" in name:
-            raise ValueError(f"upload name must be a plain file name, got {name!r}")
+            raise ValueError(f"upload name must be a plain file name, got {name!r} (see Source.named)")
         return cls(name, name, data=bytes(data))
+
+    @classmethod
+    def named(cls, raw_name: str, data: bytes | None = None, spool: str | os.PathLike | None = None) -> Source:
+        """An upload under whatever name the client sent (made safe by ``safe_name``; the original kept for
+        display), its bytes given or in a spool file."""
+        if (data is None) == (spool is None):
+            raise ValueError("give the upload's bytes or its spool file, not both")
+        name = safe_name(raw_name)
+        original = raw_name if name != raw_name else None
+        if spool is not None:
+            return cls(name, name, fs_path=Path(spool), original=original, spooled_upload=True)
+        return cls(name, name, data=bytes(data), original=original)
+
+    @classmethod
+    def spooled(cls, name: str, path: str | os.PathLike) -> Source:
+        return cls.named(name, spool=path)
 
     @classmethod
     def file(cls, path: str | os.PathLike) -> Source:
@@ -48,7 +89,17 @@ class Source:
 
     @property
     def is_upload(self) -> bool:
-        return self.fs_path is None and self.stored is None
+        return self.stored is None and (self.fs_path is None or self.spooled_upload)
+
+    @property
+    def size(self) -> int:
+        """Bytes to read (0 when unknown)."""
+        if self.data is not None:
+            return len(self.data)
+        try:
+            return self.fs_path.stat().st_size if self.fs_path is not None and self.skip is None else 0
+        except OSError:
+            return 0
 
 
 def expand(items: Iterable[str | os.PathLike | Source]) -> list[Source]:

@@ -14,12 +14,15 @@ A reindex feeds the same loop sources rebuilt from stored chunks (``reindex.py``
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import PurePath
 from typing import Protocol
 
 import numpy as np
@@ -28,11 +31,17 @@ from .chunking import Chunk
 from .extract import Extracted, ExtractError, extract
 from .files import Source, read_source, sha256
 from .results import FileStatus, ProgressEvent
+from .sandbox import Cancelled, ChunkPlan, FileCaps, Reader
+from .schema import DOC_RECORDS
+from .store.base import Match, scroll_all
 from .writer import BatchVectors, Document, DocumentWriter, StoreFailure, batches
 
 log = logging.getLogger(__name__)
 Progress = Callable[[ProgressEvent], None]
 Report = Callable[[str, int, int], None]  # (stage, done, total) for the file being settled
+Read = Callable[[bytes, str, Callable[[int, int], None]], tuple[Extracted, list[Chunk]]]  # data, name, OCR progress
+NOT_ATTEMPTED_CANCELLED = "not attempted: the ingest was cancelled"
+MAX_COPIES = 1000  # "name (2).txt" ... "name (1000).txt"
 
 
 def now_iso() -> str:
@@ -58,9 +67,11 @@ class Prepared:
         return sum(len(b) for b in self.batches)
 
 
-def prepare(writer: DocumentWriter, source: Source, max_bytes: int, batch_size: int) -> Prepared:
-    """Read, identify, extract and batch one source (read-only: safe to run ahead of ``commit``).  File
-    problems become a failed status; store problems raise StoreFailure."""
+def prepare(writer: DocumentWriter, source: Source, max_bytes: int, batch_size: int, read: Read | None = None,
+            ocr: Callable[[int, int], None] | None = None) -> Prepared:
+    """Read, identify, extract and batch one source (read-only: safe to run ahead of ``commit``).  ``read``
+    extracts and chunks (default: in this process); ``ocr(done, total)`` hears of OCR pages.  File problems
+    become a failed status; store problems raise StoreFailure; a cancelled read raises ``Cancelled``."""
     prep = Prepared(source, time.perf_counter())
 
     def settle(state: str, reason: str, **kw) -> Prepared:
@@ -81,15 +92,26 @@ def prepare(writer: DocumentWriter, source: Source, max_bytes: int, batch_size: 
     if prep.existing is not None:
         return prep
     try:
-        prep.extracted = _rebuilt(stored) if stored is not None else extract(prep.data, source.name)
-        chunks = writer.encoders.chunk(prep.extracted.pages)
+        if stored is not None:
+            prep.extracted = _rebuilt(stored)
+            chunks = writer.encoders.chunk(prep.extracted.pages)
+        elif read is not None:
+            prep.extracted, chunks = read(prep.data, source.name, ocr)
+        else:
+            prep.extracted = extract(prep.data, source.name, progress=ocr)
+            chunks = writer.encoders.chunk(prep.extracted.pages)
     except ExtractError as exc:
         return settle("failed", str(exc), doc_id=prep.doc_id)
+    except Cancelled:
+        raise
     except Exception as exc:  # a loader bug or a pathological file must not stop the batch
         log.exception("unexpected error reading %s", source.key)
         return settle("failed", f"could not read the file ({type(exc).__name__}: {exc})", doc_id=prep.doc_id)
     if not chunks:
         return settle("failed", "no text to index after extraction", doc_id=prep.doc_id)
+    if source.original:
+        prep.extracted = dataclasses.replace(prep.extracted, notes=(f"uploaded as {source.original!r}",
+                                                                    *prep.extracted.notes))
     prep.batches = batches(chunks, batch_size)
     return prep
 
@@ -134,16 +156,41 @@ class Feed(Protocol):
 class IngestLoop:
     """prepare -> embed -> commit over ``sources`` with the statuses and the store error (if any) it ends with."""
 
-    def __init__(self, writer: DocumentWriter, keep: str, max_bytes: int, batch_size: int, notify: Progress):
+    def __init__(self, writer: DocumentWriter, keep: str, max_bytes: int, batch_size: int, notify: Progress, *,
+                 caps: FileCaps | None = None, cancel: threading.Event | None = None, replace: bool = False,
+                 reader: Reader | None = None):
+        """``caps``: read each new file in a reader process under these limits (``sandbox.py``; None: in this
+        process, with the environment's limits).  ``cancel``: once set, the file in progress is rolled back and
+        the rest are not attempted.  ``replace``: an upload under a name already indexed replaces that document
+        (default: both are kept, the new one as ``name (2).ext``)."""
         self.writer = writer
         self.keep = keep
         self.max_bytes = max_bytes
         self.batch_size = batch_size
         self.notify = notify
+        self.caps = caps
+        self.cancel = cancel or threading.Event()
+        self.replace = replace
+        self.reader = reader if reader is not None or caps is None else Reader.shared()
+        self.total = 0
         self._seen: dict[str, dict | None] = {}  # doc_id -> record this run wrote, or None: this run removed it
+        self._keys: dict[str, str] = {}  # upload name -> doc_id written under it by this run
 
-    def prepare(self, source: Source) -> Prepared:
-        return prepare(self.writer, source, self.max_bytes, self.batch_size)
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def _read(self, data: bytes, name: str, ocr) -> tuple[Extracted, list[Chunk]]:
+        return self.reader.read(data, name, self.caps, ChunkPlan.of(self.writer.encoders), ocr, self.cancel)
+
+    def prepare(self, source: Source, index: int = 0) -> Prepared:
+        def ocr(done: int, total: int) -> None:
+            self.notify(ProgressEvent("ocr", index, self.total, source.name, done, total))
+
+        if self.cancelled and source.stored is None:
+            raise Cancelled(NOT_ATTEMPTED_CANCELLED)
+        read = self._read if self.caps is not None else None
+        return prepare(self.writer, source, self.max_bytes, self.batch_size, read, ocr)
 
     def here(self, index: int, texts: Sequence[str]) -> np.ndarray:
         """Vectors computed in this process (batch ``index`` of the file being written)."""
@@ -152,12 +199,15 @@ class IngestLoop:
     def run(self, sources: Sequence[Source], feed: Feed) -> tuple[list[FileStatus], str | None]:
         statuses: list[FileStatus] = []
         store_error = None
-        total = len(sources)
+        total = self.total = len(sources)
         try:
             for i, source in enumerate(sources):
                 if store_error is not None:
                     statuses.append(FileStatus(source.name, "failed", f"not attempted: the store failed "
                                                f"({store_error})", path=source.key))
+                    continue
+                if self.cancelled:
+                    statuses.append(FileStatus(source.name, "skipped", NOT_ATTEMPTED_CANCELLED, path=source.key))
                     continue
 
                 def report(stage: str, done: int, n: int, i=i, source=source) -> None:
@@ -179,6 +229,8 @@ class IngestLoop:
                     if entry.error is not None:
                         raise entry.error
                     return self.commit(entry.prep, report, entry.vectors()), None
+                except Cancelled:
+                    return FileStatus(source.name, "skipped", NOT_ATTEMPTED_CANCELLED, path=source.key), None
                 except StoreFailure as exc:
                     return FileStatus(source.name, "failed", f"store error: {exc}", path=source.key), str(exc)
                 except Exception as exc:
@@ -194,37 +246,77 @@ class IngestLoop:
             feed.settled(entry)
 
     def commit(self, prep: Prepared, report: Report, vectors: BatchVectors | None = None) -> FileStatus:
-        """Write a prepared document (or settle it as a duplicate) and replace older versions at its path."""
+        """Write a prepared document (or settle it as a duplicate) and replace older versions at its path (a
+        file's own path; an upload's name only when ``replace``, else a new upload is kept under a free name)."""
         if prep.status is not None:
             return prep.status
         source, doc_id = prep.source, prep.doc_id
         existing = self._seen[doc_id] if doc_id in self._seen else prep.existing
         if existing is None and prep.extracted is None:  # known when prepared, removed by this run since
             return self.commit(self.prepare(source), report)
+        reason = ""
         if existing is None:
+            if source.is_upload and not self.replace:
+                source, reason = self._free_name(source, doc_id)
             stored = source.stored.record if source.stored is not None else None
             doc = Document(doc_id, source, prep.extracted, prep.batches,
                            ingested_at=stored.get("ingested_at", "") if stored else now_iso(),
                            size_bytes=int(stored.get("size_bytes", 0)) if stored else len(prep.data),
                            data=prep.data, kept_copy=bool(stored and stored.get("kept_copy")))
             keep_copy = self.keep == "all" or (self.keep == "uploads" and source.is_upload)
-            self._seen[doc_id] = self.writer.write(doc, vectors or self.here, keep_copy,
-                                                   on_batch=lambda done, n: report("embed", done, n))
+
+            def on_batch(done: int, n: int) -> None:
+                report("embed", done, n)
+                if self.cancelled:
+                    raise Cancelled("cancelled while writing")
+
+            try:
+                self._seen[doc_id] = self.writer.write(doc, vectors or self.here, keep_copy, on_batch=on_batch)
+            except Cancelled:  # roll back: this document has no record yet, so its chunks were never visible
+                self.writer.delete(doc_id)
+                raise
+            if source.is_upload:
+                self._keys[source.key] = doc_id
         replaced = ()
-        if source.stored is None:
+        if source.stored is None and (not source.is_upload or self.replace):
             replaced = tuple(self.writer.replace_older(source.key, doc_id))
             self._seen.update(dict.fromkeys(replaced))
+            if replaced and source.is_upload:
+                reason = f"replaced the earlier {source.name}"
 
         def status(state: str, reason: str = "", **kw) -> FileStatus:
             return FileStatus(source.name, state, reason, path=source.key, doc_id=doc_id, replaced=replaced,
                               seconds=time.perf_counter() - prep.t0, **kw)
 
         if existing is None:
-            return status("ok", pages=prep.extracted.page_count, chunks=prep.chunks, notes=prep.extracted.notes)
+            return status("ok", reason, pages=prep.extracted.page_count, chunks=prep.chunks,
+                          notes=prep.extracted.notes)
         same = existing.get("path") == source.key
         where = f"{existing.get('source')} ({existing.get('path')})"
         reason = "unchanged: already indexed" if same else f"same content already indexed as {where}"
         return status("duplicate", reason, pages=int(existing.get("pages", 0)), chunks=int(existing.get("chunks", 0)))
+
+    def _taken(self, key: str, doc_id: str) -> bool:
+        """Whether another document is indexed under the upload name ``key`` (by this run or before it)."""
+        if key in self._keys:
+            return self._keys[key] != doc_id
+        found = scroll_all(self.writer.collection, [*DOC_RECORDS, Match("path", (key,))])
+        return any(r.payload.get("doc_id") != doc_id for r in found)
+
+    def _free_name(self, source: Source, doc_id: str) -> tuple[Source, str]:
+        """The upload under its own name, or ``name (2).ext`` ... when a different document has that name."""
+        try:
+            if not self._taken(source.key, doc_id):
+                return source, ""
+            name = PurePath(source.name)
+            for n in range(2, MAX_COPIES + 1):
+                candidate = f"{name.stem} ({n}){name.suffix}"
+                if not self._taken(candidate, doc_id):
+                    return (dataclasses.replace(source, name=candidate, key=candidate),
+                            f"kept both: a different {source.name} is indexed, this one is {candidate}")
+        except Exception as exc:
+            raise StoreFailure(str(exc)) from exc
+        raise ExtractError(f"{MAX_COPIES} different files named {source.name} are indexed; rename this one")
 
 
 class ReadAhead:
@@ -239,7 +331,7 @@ class ReadAhead:
 
     def _submit(self, index: int) -> None:
         if index < len(self.sources) and index not in self._ahead:
-            self._ahead[index] = self._reader.submit(self.loop.prepare, self.sources[index])
+            self._ahead[index] = self._reader.submit(self.loop.prepare, self.sources[index], index)
 
     def take(self, index: int) -> Entry:
         self._submit(index)

@@ -10,7 +10,7 @@ from .sniff import DOC_TYPES
 from .store.base import Condition, Match, Range
 
 STATUSES = ("ok", "duplicate", "skipped", "failed")
-STAGES = ("read", "embed", "index", "done")
+STAGES = ("read", "ocr", "embed", "index", "done")
 
 
 class IndexerError(RuntimeError):
@@ -80,7 +80,7 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    stage: str  # read | embed | index | done
+    stage: str  # read | ocr (chunks_* count pages read by OCR) | embed | index | done
     files_done: int
     files_total: int
     source: str = ""
@@ -99,6 +99,8 @@ class ProgressEvent:
     def message(self) -> str:
         if self.stage == "embed":
             return f"{self.source}: embedded {self.chunks_done}/{self.chunks_total} chunks"
+        if self.stage == "ocr":
+            return f"{self.source}: OCR page {self.chunks_done}/{self.chunks_total}"
         if self.stage == "index":
             return "building the vector index"
         if self.stage == "done":

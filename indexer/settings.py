@@ -86,6 +86,16 @@ class IndexerSettings(BaseSettings):
     ocr_seconds: float = env(300.0, "MOESEARCH_OCR_SECONDS", "OCR time budget per file", gt=0)
     ocr_languages: str = env("eng", "MOESEARCH_OCR_LANGUAGES", "Tesseract languages (eng+deu needs "
                              "tesseract-ocr-deu)")
+    file_memory_mb: int = env(3072, "MOESEARCH_FILE_MEMORY_MB", "memory (RSS) of the process reading one file; "
+                              "over it the file fails", ge=64)
+    file_seconds: float = env(600.0, "MOESEARCH_FILE_SECONDS", "time to read and chunk one file; over it the file "
+                              "fails", gt=0)
+    max_chars: int = env(20_000_000, "MOESEARCH_MAX_CHARS", "characters of text extracted from one file", gt=0)
+    max_chunks: int = env(20_000, "MOESEARCH_MAX_CHUNKS", "chunks of one file (~20 min to embed on 2 cores)", gt=0)
+    disk_reserve_mb: float = env(256.0, "MOESEARCH_DISK_RESERVE_MB", "free disk space an ingest leaves untouched",
+                                 ge=0)
+    ingest_roots: str = env("", "MOESEARCH_INGEST_ROOTS", "app: server folders an admin may ingest (separated by "
+                            "os.pathsep; empty: none)")
 
     def __init__(self, **values: Any):
         try:
