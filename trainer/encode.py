@@ -115,12 +115,17 @@ class TextEncoder:
         """(input_ids (B, T), attention_mask (B, T)), padded to the longest text, cut at ``max_length`` tokens."""
         return self.pad(self.token_rows(texts, max_length))
 
+    def autocast(self):
+        """`forward`'s bf16 autocast context (off without ``bf16``). Held around several forwards, it casts each
+        weight to bf16 once instead of once a forward (do not reuse one across no-grad and grad forwards)."""
+        return torch.autocast(device_type=self.model.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, task_ids: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Mean-pooled (not normalised) embeddings (B, H) and the router logits of the learned MoE layers
         (empty for a dense or pure task model). ``task_ids`` (B,): required by a model with task layers."""
         kw = {} if task_ids is None or not self.tasks else {"task_ids": task_ids.to(ids.device)}
-        with torch.autocast(device_type=ids.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with self.autocast():
             out = self.model(input_ids=ids, attention_mask=mask, **kw)
         logits = tuple(x.float() for x in (getattr(out, "router_logits", None) or ()))
         return mean_pool(out.last_hidden_state.float(), mask), logits  # (B, H)

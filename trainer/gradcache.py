@@ -2,18 +2,19 @@
 
 The texts of a step (queries, positives, hard negatives) are tokenized once and packed into chunks
 (`plan_chunks`). ``packing="sorted"`` (the default) sorts all texts of the step by token length and cuts
-that order where padded tokens plus a per-chunk overhead are smallest, each chunk holding at most
-``chunk_size * max_length`` padded tokens: a chunk pads only to its own longest text, short texts share a
-chunk in larger numbers, and the memory bound stays the one of ``chunk_size`` texts of the longest allowed
-length. ``packing="sequential"`` is the earlier layout (each side in its input order, ``chunk_size`` texts a
-chunk, padded to the chunk's longest text).
+that order where padded tokens plus a per-chunk overhead are smallest (the largest chunk goes last), each
+chunk holding at most ``chunk_size * max_length`` padded tokens: a chunk pads only to its own longest text,
+short texts share a chunk in larger numbers, and the memory bound stays the one of ``chunk_size`` texts of the
+longest allowed length. ``packing="sequential"`` is the earlier layout (each side in its input order,
+``chunk_size`` texts a chunk, padded to the chunk's longest text).
 
-When the step fits in one chunk the loss is back-propagated directly (one forward with a graph). Otherwise
-(or with ``cache="always"``) pass 1 embeds every chunk without a graph and counts router assignments; the loss
-is computed on those embeddings (gathered over ranks) and differentiated with respect to them only; pass 2
-re-embeds each chunk with a graph, under the RNG state pass 1 used (same dropout masks), and back-propagates
-``<embedding, cached gradient>`` plus the chunk's share of the load-balancing loss. Peak memory is one chunk's
-activations, whatever the batch size, and every path gives the same loss and gradient.
+Pass 1 embeds every chunk but the last without a graph and counts router assignments; the last chunk runs
+with its graph (``cache="auto"``; with ``"always"`` it is cached like the others). The loss is computed on
+those embeddings (gathered over ranks) and back-propagated into the cached embeddings and, through its graph,
+the last chunk's weights; pass 2 re-embeds each cached chunk with a graph, under the RNG state pass 1 used
+(same dropout masks), and back-propagates ``<embedding, cached gradient>`` plus the chunk's share of the
+load-balancing loss. A step that fits in one chunk thus runs without GradCache (one forward). Peak memory is
+one chunk's activations, whatever the batch size, and every path gives the same loss and gradient.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], tuple[torch
 
 KINDS = ("q", "d", "n")
 SINGLE = Dist()
-# What one more forward chunk costs, in padded tokens (weight casts and per-call overhead of MiniLM-sized
-# MoE models on CPU, measured by bench/train_throughput.py); only used to choose where sorted chunks are cut.
-CHUNK_OVERHEAD_TOKENS = 256
+# What one more chunk costs (its forward + forward/backward calls), in padded tokens: ~0.17 CPU-s against ~1.3
+# CPU-ms a token for MiniLM-sized MoE models in bf16 on one core; only used to choose where sorted chunks are cut.
+CHUNK_OVERHEAD_TOKENS = 128
 
 
 class RandState:
@@ -63,7 +64,7 @@ class StepResult:
     n_tokens: int
     chunks: int = 0  # forward chunks this rank ran per pass
     padded_tokens: int = 0  # tokens those chunks held, padding included (this rank)
-    cached: bool = True  # False: the step fitted in one chunk and ran without GradCache's extra forward
+    cached: bool = True  # False: the step fitted in one chunk and ran without GradCache's second pass
 
 
 @dataclass
@@ -116,6 +117,8 @@ def plan_chunks(encoder: TextEncoder, sides: dict[str, tuple[list[str], int]], c
         lengths = np.array([len(items[j][2]) for j in order], dtype=np.int64)  # (N,) longest first
         bounds = _partition(lengths, budget, CHUNK_OVERHEAD_TOKENS)
         groups = [[items[order[j]] for j in range(a, b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        big = max(range(len(groups)), key=lambda k: len(groups[k]) * len(groups[k][0][2]))
+        groups.append(groups.pop(big))  # the largest chunk last: cached_step keeps its pass-1 graph
     chunks = []
     for g in groups:
         ids, mask = encoder.pad([row for _, _, row in g])
@@ -142,14 +145,6 @@ def _scatter(chunks: list[Chunk], pooled: list[torch.Tensor], sizes: dict[str, i
     return out
 
 
-def _cached_grads(chunk: Chunk, grads: dict[str, torch.Tensor | None], like: torch.Tensor) -> torch.Tensor:
-    """The cached loss gradient of each row of ``chunk``, (b, H)."""
-    g = torch.zeros_like(like)  # (b, H)
-    for kind, rows, index in chunk.parts:
-        g.index_copy_(0, rows, grads[kind].index_select(0, index))
-    return g
-
-
 def cached_step(encoder: TextEncoder, queries: list[str], docs: list[str], negs: list[str], loss_fn: LossFn, *,
                 max_query_length: int, max_doc_length: int, chunk_size: int, aux_coef: float, top_k: int,
                 d: Dist = SINGLE, tasks: dict[str, int] | None = None, packing: str = "sorted",
@@ -158,7 +153,7 @@ def cached_step(encoder: TextEncoder, queries: list[str], docs: list[str], negs:
 
     queries[i] pairs with docs[i]; negs holds every query's hard negatives (any count, equal on every rank).
     tasks: {"q": id, "d": id, "n": id}, the task expert of each side (task models); None for other models.
-    cache: "auto" (GradCache only when the step needs more than one chunk) or "always".
+    cache: "auto" (the last chunk keeps its pass-1 graph: no GradCache at all for a one-chunk step) or "always".
     Gradients are NOT yet summed over ranks (see ``distributed.sync_grads``).
     """
     if cache not in GRADCACHE:
@@ -169,23 +164,26 @@ def cached_step(encoder: TextEncoder, queries: list[str], docs: list[str], negs:
     sizes = {k: len(v[0]) for k, v in sides.items()}
     chunks = plan_chunks(encoder, sides, chunk_size, packing=packing, tasks=tasks, device=d.device)
     padded = sum(c.ids.numel() for c in chunks)
-    direct = cache == "auto" and len(chunks) == 1
-    # pass 1 (or the only pass): embeddings and router assignment counts
+    keep = len(chunks) - 1 if cache == "auto" else None  # this chunk keeps its pass-1 graph: no second forward
+    # pass 1: embeddings and router assignment counts; no graph except for the kept (last) chunk
     pooled, logits_of, states = [], [], []
     counts, n_tok = None, torch.zeros((), dtype=torch.float32)
-    with torch.set_grad_enabled(direct):
-        for c in chunks:
+    with encoder.autocast(), torch.no_grad():  # one autocast context: each weight is cast to bf16 once a pass
+        for c in chunks[:keep]:
             states.append(RandState())
             p, logits = encoder.forward(c.ids, c.mask, c.task_ids)  # (b, H)
-            pooled.append(p.float())
+            pooled.append(p.float().requires_grad_(True))  # a leaf: its .grad is the cached gradient
             logits_of.append(logits)
-            if logits:
-                cnt = expert_counts(logits, top_k, c.mask)  # (L, E)
-                counts = cnt if counts is None else counts + cnt
-                n_tok += c.mask.sum().float()
+    if keep is not None:  # outside pass 1's autocast context: its cached bf16 weights have no graph
+        p, logits = encoder.forward(chunks[keep].ids, chunks[keep].mask, chunks[keep].task_ids)  # (b, H)
+        pooled.append(p.float())
+        logits_of.append(logits)
+    for c, logits in zip(chunks, logits_of, strict=True):
+        if logits:
+            cnt = expert_counts(logits, top_k, c.mask)  # (L, E)
+            counts = cnt if counts is None else counts + cnt
+            n_tok += c.mask.sum().float()
     local = _scatter(chunks, pooled, sizes)
-    if not direct:
-        local = {k: (t.detach().requires_grad_(True) if t is not None else None) for k, t in local.items()}
     q_all = distributed.gather(local["q"], d)  # (Bg, H)
     d_all = distributed.gather(local["d"], d)  # (Bg, H)
     n_all = distributed.gather(local["n"], d) if local["n"] is not None else None  # (Mg, H)
@@ -196,32 +194,27 @@ def cached_step(encoder: TextEncoder, queries: list[str], docs: list[str], negs:
         counts = distributed.all_reduce_sum(counts, d)
         n_tok = distributed.all_reduce_sum(n_tok, d)
     aux_local = torch.zeros(())
-    if direct:
-        surrogate = loss
-        for c, logits in zip(chunks, logits_of, strict=True):
-            if logits and counts is not None:
-                part = balancing_partial(logits, top_k, c.mask, counts, n_tok)
-                aux_local = aux_local + part.detach()
-                if use_aux:
-                    surrogate = surrogate + aux_coef * part
-        surrogate.backward()
-    else:
-        loss.backward()
-        grads = {k: (t.grad if t is not None else None) for k, t in local.items()}
-        # pass 2: re-embed with a graph under the same RNG, back-propagate the cached gradients
-        for c, state in zip(chunks, states, strict=True):
+
+    def with_aux(surrogate, chunk: Chunk, logits):
+        nonlocal aux_local
+        if logits and counts is not None:
+            part = balancing_partial(logits, top_k, chunk.mask, counts, n_tok)
+            aux_local = aux_local + part.detach()
+            if use_aux:
+                surrogate = surrogate + aux_coef * part
+        return surrogate
+
+    # the loss's gradient: into the cached chunks' leaves and, through its graph, the kept chunk's parameters
+    (with_aux(loss, chunks[keep], logits_of[keep]) if keep is not None else loss).backward()
+    # pass 2: re-embed the cached chunks with a graph under the same RNG, back-propagate their cached gradients
+    with encoder.autocast():
+        for c, state, leaf in zip(chunks[:keep], states, pooled[: len(states)], strict=True):
             state.restore()
             p, logits = encoder.forward(c.ids, c.mask, c.task_ids)  # (b, H)
-            surrogate = (p.float() * _cached_grads(c, grads, p.float())).sum()
-            if logits and counts is not None:
-                part = balancing_partial(logits, top_k, c.mask, counts, n_tok)
-                aux_local = aux_local + part.detach()
-                if use_aux:
-                    surrogate = surrogate + aux_coef * part
-            surrogate.backward()
+            with_aux((p.float() * leaf.grad).sum(), c, logits).backward()
     balancing = float(distributed.all_reduce_sum(aux_local, d)) if counts is not None else 0.0
     contrastive = float(loss.detach())
     total = contrastive + (aux_coef * balancing if use_aux else 0.0)
     return StepResult(loss=total, contrastive=contrastive, balancing=balancing,
                       parts={k: float(v) for k, v in parts.items()}, counts=counts, n_tokens=int(n_tok),
-                      chunks=len(chunks), padded_tokens=padded, cached=not direct)
+                      chunks=len(chunks), padded_tokens=padded, cached=keep != 0)

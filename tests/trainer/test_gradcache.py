@@ -74,12 +74,41 @@ def test_dropout_is_replayed_in_pass_two(moe_dir):
     assert_same(ref, run(moe_dir, "cached", 0.1, chunk_size=64, packing="sequential", cache="always"))
 
 
-def test_direct_step_equals_cached_step_with_dropout(moe_dir):
-    """One chunk: the direct step (no GradCache pass 1) and the two-pass step draw the same dropout."""
-    direct = run(moe_dir, "cached", 0.1, chunk_size=64, cache="auto")
-    two_pass = run(moe_dir, "cached", 0.1, chunk_size=64, cache="always")
-    assert not direct[3].cached and two_pass[3].cached
-    assert_same(direct, two_pass)
+@pytest.mark.parametrize("chunk", [64, 3])
+def test_kept_chunk_equals_two_pass_step_with_dropout(moe_dir, chunk):
+    """cache="auto" keeps the last chunk's pass-1 graph (with one chunk: no GradCache at all); it draws the
+    same dropout as the two-pass step and gives its loss and gradients."""
+    auto = run(moe_dir, "cached", 0.1, chunk_size=chunk, cache="auto")
+    two_pass = run(moe_dir, "cached", 0.1, chunk_size=chunk, cache="always")
+    assert auto[3].cached == (chunk == 3) and two_pass[3].cached
+    assert auto[3].chunks == two_pass[3].chunks and (auto[3].chunks == 1) == (chunk == 64)
+    assert_same(auto, two_pass)
+
+
+def test_bf16_cached_step_reaches_every_weight(moe_dir):
+    """bf16 with one autocast context a pass (weights cast once): the gradients still reach every weight and
+    match the naive bf16 step's."""
+    out = []
+    for mode, kw in (("uncached", {}), ("cached", dict(chunk_size=3, cache="auto"))):
+        cfg = StageConfig(temperature=0.05, matryoshka_dims=(32, 16), batch_size=8)
+        loss_fn = make_loss(cfg, (32, 16))
+        q, d, n = batch()
+        enc = TextEncoder.load(moe_dir)
+        enc.bf16 = True
+        set_dropout(enc.model, 0.0)
+        enc.model.train()
+        if mode == "uncached":
+            uncached(enc, q, d, n, loss_fn, 0.5, 2)
+        else:
+            res = cached_step(enc, q, d, n, loss_fn, max_query_length=16, max_doc_length=24, aux_coef=0.5, top_k=2,
+                              **kw)
+            assert res.cached and res.chunks > 2
+        out.append(grads(enc.model))
+    ref, got = out
+    for name, g in ref.items():
+        if g.abs().sum() > 0:
+            cos = torch.nn.functional.cosine_similarity(g.flatten(), got[name].flatten(), dim=0)
+            assert cos > 0.98, (name, float(cos))
 
 
 def test_chunk_size_does_not_change_the_step(moe_dir):
