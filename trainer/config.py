@@ -111,7 +111,7 @@ class StageConfig:
     task_batches: bool = False  # every batch holds one record task (always on for a model with task experts)
     by_task: ByTask = field(default_factory=ByTask)  # per record task: batch weight and temperature
     packing: str = "sorted"  # GradCache chunks: "sorted" (by length) | "sequential" (input order, the old layout)
-    gradcache: str = "auto"  # "auto": GradCache only when a step needs more than one chunk | "always"
+    gradcache: str = "auto"  # "auto": the last chunk keeps its graph (one chunk: no GradCache) | "always"
 
     def __post_init__(self) -> None:
         _check(self.name in STAGES, f"stage name must be one of {STAGES}, got {self.name!r}")
