@@ -8,6 +8,7 @@ again for it), else the normalised mean of the chunk vectors already computed fo
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from .store.base import SparseVec
 log = logging.getLogger(__name__)
 SYMMETRIC, SEARCH_DOCUMENT = "symmetric", "search_document"
 SIMILAR_CHUNKS = 16  # chunks a document's symmetric embedding is averaged over (evenly spaced; bounds the cost)
+QUERY_CACHE = 512  # query vectors kept: the app searches the same text again on every rerun (mode, filters, k)
 
 
 class Encoders:
@@ -36,6 +38,7 @@ class Encoders:
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
         self.bm25 = Bm25Encoder(Bm25Params(**spec.bm25))
+        self._query_vector = functools.lru_cache(maxsize=QUERY_CACHE)(self._embed_query)
         prefix = len(self.tokenizer.encode(embedder.settings.document_prefix, add_special_tokens=False).ids)
         room = embedder.max_length - 2 - prefix  # [CLS] prefix ... [SEP]
         self.max_tokens = min(spec.chunk_tokens, room)
@@ -60,7 +63,13 @@ class Encoders:
         return self.embedder.embed_documents(list(texts), batch_size=batch_size)  # (N, D)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embedder.embed_query(text)  # (D,)
+        """(D,) read-only: the query's vector, computed once per distinct text (the model of an Encoders is fixed)."""
+        return self._query_vector(text)
+
+    def _embed_query(self, text: str) -> np.ndarray:
+        vec = self.embedder.embed_query(text)  # (D,)
+        vec.flags.writeable = False  # shared by every search of this text
+        return vec
 
     def similarity_vector(self, texts: Sequence[str], dense: np.ndarray) -> np.ndarray | None:
         """A document's similarity vector (D,) from its chunk texts and their search vectors ``dense`` (N, D); None
