@@ -1,11 +1,12 @@
 """The one object every page talks to: the process-wide ``Pipeline`` (shared by all sessions through
 ``st.cache_resource``), the job runner for writes, and the last ingest report (kept on disk).
 
-Writes (ingest, delete, reindex) run as jobs on a one-thread ``concurrent.futures`` executor, so they outlive the
+Writes (ingest, delete, reindex) run as jobs on one-thread ``concurrent.futures`` executors, so they outlive the
 browser session that asked for them; while one runs, another is refused at once with ``Busy`` (other admins are
-told instead of waiting behind it).  The pipeline's own write lock is what serialises writes; searches never wait
-for them.  Everything the pages read comes from the pipeline's API (``indexer``), never from the store or the
-model directly.
+told instead of waiting behind it).  A reindex has its own lane: it starts only when nothing else runs, and
+ingest and delete may run while it does (the pipeline carries them into the new index before it switches).
+The pipeline's own write lock is what serialises writes; searches never wait for them.  Everything the pages read
+comes from the pipeline's API (``indexer``), never from the store or the model directly.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import streamlit as st
 
 from indexer import (
+    CollectionInfo,
     DocumentFile,
     DocumentInfo,
     Facets,
@@ -91,13 +93,16 @@ class Service:
         self.settings = settings
         self.pipeline = pipeline or Pipeline(settings)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moesearch-job")
+        self._reindexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moesearch-reindex")
         self._slot = threading.Lock()  # makes "is a job running? then start mine" one step (never held while writing)
         self._running: Job | None = None
+        self._reindex_job: Job | None = None
         self._report_file = settings.data_dir / "app" / "last_ingest.json"
         self.last_report: dict | None = self._load_report()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self._reindexer.shutdown(wait=True)
         self.pipeline.close()
 
     # --- reads (never blocked by a writer) ----------------------------------------------------------------
@@ -126,8 +131,12 @@ class Service:
     def original(self, doc_id: str) -> DocumentFile:
         return self.pipeline.document_file(doc_id)
 
-    def model_info(self) -> ModelInfo:
-        return self.pipeline.model_info()
+    def model_info(self, current: bool = False) -> ModelInfo:
+        """The model serving queries, or with ``current`` the one the settings name now."""
+        return self.pipeline.model_info(current)
+
+    def collections(self) -> list[CollectionInfo]:
+        return self.pipeline.collections()
 
     def routing(self, text: str, query: bool = True) -> RoutingView | None:
         return self.pipeline.routing(text, query)
@@ -142,15 +151,28 @@ class Service:
         job = self._running
         return job if job is not None and not job.finished else None
 
+    @property
+    def reindexing(self) -> Job | None:
+        """The reindex job running now, if any (ingest and delete may run beside it)."""
+        job = self._reindex_job
+        return job if job is not None and not job.finished else None
+
     def start(self, kind: str, label: str, work: Callable[[Progress], object]) -> Job:
         """Run ``work(progress)`` as a background job (it outlives the browser session that asked for it: a closed
-        tab or a click elsewhere stops that session's script, never the job).  Progress is on the Job."""
+        tab or a click elsewhere stops that session's script, never the job).  Progress is on the Job.  A
+        ``reindex`` runs in its own lane and starts only when no other job runs."""
+        lane = kind == "reindex"
         with self._slot:
-            running = self.busy
+            running = self.busy or (self.reindexing if lane else None)
             if running is not None:
                 raise Busy(f"wait for the running {running.describe()} to finish")
-            job = self._running = Job(kind, label, time.time())
-            job.future = self._executor.submit(self._execute, job, work)
+            job = Job(kind, label, time.time())
+            if lane:
+                self._reindex_job = job
+                job.future = self._reindexer.submit(self._execute, job, work)
+            else:
+                self._running = job
+                job.future = self._executor.submit(self._execute, job, work)
         return job
 
     def run(self, kind: str, label: str, work: Callable[[Progress], object], progress: Progress | None = None):
@@ -215,20 +237,22 @@ class Service:
 
         return self.run("delete", f"{len(doc_ids)} documents", work)
 
-    def _reindex_work(self, force: bool) -> Callable[[Progress], IngestReport]:
+    def _reindex_work(self, force: bool, model: str | None) -> Callable[[Progress], IngestReport]:
         def work(notify: Progress) -> IngestReport:
-            report = self.pipeline.reindex(notify, force=force)
+            report = self.pipeline.reindex(notify, force=force, model=model)
             if report.files:
                 self._save_report(report, "re-index of all documents")
             return report
 
         return work
 
-    def reindex(self, progress: Progress | None = None, force: bool = False) -> IngestReport:
-        return self.run("reindex", "all documents", self._reindex_work(force), progress)
+    def reindex(self, progress: Progress | None = None, force: bool = False, model: str | None = None
+                ) -> IngestReport:
+        return self.run("reindex", "all documents", self._reindex_work(force, model), progress)
 
-    def start_reindex(self, force: bool = False) -> Job:
-        return self.start("reindex", "all documents", self._reindex_work(force))
+    def start_reindex(self, force: bool = False, model: str | None = None) -> Job:
+        """Re-index in the background (with ``model``: that model, e.g. a previous version for a rollback)."""
+        return self.start("reindex", "all documents", self._reindex_work(force, model))
 
     # --- the last ingest report (survives restarts) ----------------------------------------------------------------
     def _load_report(self) -> dict | None:

@@ -66,9 +66,9 @@ from .store import Collection, Match, PointRecord, Root, StoreError, StoreLocked
 from .workers import WorkersUnavailable
 from .writer import DocumentWriter
 
-__all__ = ["DocumentFile", "DocumentInfo", "Facets", "FileStatus", "Hit", "IndexerError", "IngestReport",
-           "ModelInfo", "Pipeline", "ProgressEvent", "RoutingView", "SearchFilters", "SimilarDocument", "Source",
-           "Stats", "StoreError", "StoreLockedError"]
+__all__ = ["CollectionInfo", "DocumentFile", "DocumentInfo", "Facets", "FileStatus", "GcReport", "Hit",
+           "IndexerError", "IngestReport", "ModelInfo", "Pipeline", "ProgressEvent", "RoutingView", "SearchFilters",
+           "SimilarDocument", "Source", "Stats", "StoreError", "StoreLockedError"]
 log = logging.getLogger(__name__)
 Progress = Callable[[ProgressEvent], None]
 CATALOG_TTL = 5.0  # seconds: how stale a document listing may be when other processes write (server backend)

@@ -44,8 +44,11 @@ class IndexerSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
 
     data_dir: Path = env(Path("data"), "MOESEARCH_DATA_DIR", "embedded index (qdrant/) and kept uploads (files/)")
-    model_dir: Path | None = env(None, "MOESEARCH_MODEL", "model folder (default: the shipped model)")
+    model_dir: Path | None = env(None, "MOESEARCH_MODEL", "model folder, published NAME (follows its current pointer) "
+                                 "or NAME@VERSION (default: the shipped model)")
     device: Device = env("auto", "MOESEARCH_DEVICE", "where the embedder runs")
+    model_poll_seconds: float = env(2.0, "MOESEARCH_MODEL_POLL_SECONDS", "how often a running app reads a published "
+                                    "model's current pointer again (a new version is then reported stale)", ge=0)
     dim: int | None = env(None, "MOESEARCH_DIM", "Matryoshka dim of the stored vectors (default: full)", gt=0)
     qdrant_url: str | None = env(None, "QDRANT_URL", "a Qdrant server or cluster (implies backend server)")
     qdrant_api_key: str | None = env(None, "QDRANT_API_KEY", "the server's API key")
