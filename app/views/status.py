@@ -31,12 +31,15 @@ def start_reindex(model: str | None, what: str) -> None:
     try:
         state["reindex_job"] = service.start_reindex(model=model)
         state["reindex_what"] = what
+        state["reindex_started"] = True
     except Busy as exc:
         state["reindex_refused"] = str(exc)
 
 
 def lifecycle() -> None:
     """Serving vs current model, the running reindex (refreshed every second while it runs), the switch."""
+    if state.pop("reindex_started", False):
+        st.rerun(scope="app")  # the button sits in this fragment: rerun the page, so the fragment refreshes itself
     stats = service.stats()  # polls the model's pointer: a new current version is seen here
     serving, current = service.model_info(), service.model_info(current=True)
     st.markdown("### Model in service")
