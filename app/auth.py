@@ -21,13 +21,18 @@ import hmac
 import os
 import secrets
 import sys
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 ENV_VAR = "MOESEARCH_ADMIN_PASSWORD_HASH"
 SCHEME = "scrypt"
 DEFAULT_N, DEFAULT_R, DEFAULT_P = 2**14, 8, 1
 MAX_FAILURES, LOCKOUT_SECONDS, FAILURE_DELAY = 5, 60.0, 0.5
+MAX_LOCKOUT = 3600.0  # the back-off doubles per failure past MAX_FAILURES, up to this
+GLOBAL_FAILURES, GLOBAL_WINDOW = 30, 600.0  # this many failures from all clients within the window lock everyone
+MIN_PASSWORD = 12  # characters, for new hashes (``python -m app.auth``)
 HOW_TO = f"""Set an admin password hash, then restart the app:
 
 ```bash
@@ -105,6 +110,82 @@ def fingerprint(hash_text: str) -> str:
     return hashlib.sha256(hash_text.encode()).hexdigest()[:16]
 
 
+# --- throttling (one per server process, shared by every session) -----------------------------------------------
+class Throttle:
+    """Sign-in failures counted per client address and over all clients, in the server process (so a reload, a
+    new browser context or a parallel session does not start afresh).  A client may fail ``free`` times; each
+    failure after that locks it out for ``base`` s, doubling each time (at most ``cap``); a success clears its
+    count.  ``global_max`` failures from all clients within ``window`` s lock everyone out until the oldest of
+    them leaves the window (a guesser spread over many addresses)."""
+
+    def __init__(self, free: int = MAX_FAILURES, base: float = LOCKOUT_SECONDS, cap: float = MAX_LOCKOUT,
+                 global_max: int = GLOBAL_FAILURES, window: float = GLOBAL_WINDOW, clock=time.monotonic):
+        self.free, self.base, self.cap, self.global_max, self.window = free, base, cap, global_max, window
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._clients: dict[str, tuple[int, float]] = {}  # client -> (failures, locked until)
+        self._recent: deque[float] = deque()  # times of the latest failures (all clients)
+
+    def wait(self, client: str) -> float:
+        """Seconds before ``client`` may try again (0: now)."""
+        now = self.clock()
+        with self._lock:
+            self._expire(now)
+            until = self._clients.get(client, (0, 0.0))[1]
+            if len(self._recent) >= self.global_max:
+                until = max(until, self._recent[0] + self.window)
+        return max(0.0, until - now)
+
+    def failed(self, client: str) -> float:
+        """Record a failed attempt; returns the wait it leads to."""
+        now = self.clock()
+        with self._lock:
+            self._expire(now)
+            failures, until = self._clients.get(client, (0, 0.0))
+            failures += 1
+            if failures >= self.free:
+                until = now + min(self.cap, self.base * 2 ** (failures - self.free))
+            self._clients[client] = (failures, until)
+            self._recent.append(now)
+        return self.wait(client)
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._clients.pop(client, None)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clients.clear()
+            self._recent.clear()
+
+    def _expire(self, now: float) -> None:
+        while self._recent and now - self._recent[0] > self.window:
+            self._recent.popleft()
+
+
+THROTTLE = Throttle()
+
+
+def client_address() -> str:
+    """The browser's address as the server sees it (the first X-Forwarded-For hop behind a proxy)."""
+    import streamlit as st
+
+    try:
+        forwarded, ip = st.context.headers.get("X-Forwarded-For"), st.context.ip_address
+    except Exception:  # no browser connection (bare script runs)
+        return "unknown"
+    forwarded = forwarded.split(",")[0].strip() if isinstance(forwarded, str) else ""
+    return forwarded or (ip if isinstance(ip, str) else "") or "unknown"  # None on localhost; not a str in AppTest
+
+
+def is_admin() -> bool:
+    """Whether this session is signed in as the admin (with the hash configured now); renders nothing."""
+    import streamlit as st
+
+    text, _ = configured_hash(_read_secret)
+    return text is not None and st.session_state.get("admin") == fingerprint(text)
+
+
 # --- the gate (Streamlit) ----------------------------------------------------------------------------------------
 def _read_secret(name: str):
     import streamlit as st
@@ -134,26 +215,24 @@ def admin_gate() -> bool:
         return True
     st.title("Admin sign-in")
     st.caption("Ingesting and deleting documents is for admins.")
-    locked_until = state.get("login_locked_until", 0.0)
     with st.form("login"):
         password = st.text_input("Password", type="password", key="password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if not submitted:
         return False
-    if time.time() < locked_until:
-        st.error(f"Too many wrong passwords: try again in {locked_until - time.time():.0f} s.")
+    client = client_address()
+    wait = THROTTLE.wait(client)
+    if wait > 0:  # checked before the password: a locked-out guess is never tried
+        st.error(f"Too many wrong passwords: try again in {wait:.0f} s.")
         return False
     if password and stored.verify(password):
+        THROTTLE.succeeded(client)
         state["admin"] = fingerprint(text)
-        state["login_failures"] = 0
         st.rerun()
     time.sleep(FAILURE_DELAY)  # slows guessing down; scrypt already costs ~50 ms a try
-    failures = state.get("login_failures", 0) + 1
-    state["login_failures"] = failures
-    if failures >= MAX_FAILURES:
-        state["login_locked_until"] = time.time() + LOCKOUT_SECONDS
-        state["login_failures"] = 0
-    st.error("Wrong password." if password else "Enter the admin password.")
+    wait = THROTTLE.failed(client)
+    message = "Wrong password." if password else "Enter the admin password."
+    st.error(f"{message} Too many wrong passwords: try again in {wait:.0f} s." if wait > 0 else message)
     return False
 
 
@@ -178,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         if getpass.getpass("Again: ") != password:
             print("the passwords differ", file=sys.stderr)
             return 2
-    if len(password) < 8:
-        print("use at least 8 characters", file=sys.stderr)
+    if len(password) < MIN_PASSWORD:
+        print(f"use at least {MIN_PASSWORD} characters", file=sys.stderr)
         return 2
     print(make_hash(password))
     return 0

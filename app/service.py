@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import streamlit as st
 
@@ -41,6 +42,7 @@ from indexer import (
     Source,
     Stats,
 )
+from indexer.files import remove_spool, spool_uploads
 
 from .sample import sample_files
 
@@ -63,6 +65,7 @@ class Job:
     fraction: float = 0.0
     message: str = "starting"
     future: Future = field(default_factory=Future, repr=False)
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)  # set: stop after this file
 
     def describe(self) -> str:
         return (f"{self.kind} of {self.label} (started {time.strftime('%H:%M:%S', time.localtime(self.started))}, "
@@ -157,7 +160,8 @@ class Service:
         job = self._reindex_job
         return job if job is not None and not job.finished else None
 
-    def start(self, kind: str, label: str, work: Callable[[Progress], object]) -> Job:
+    def start(self, kind: str, label: str, work: Callable[[Progress], object],
+              cancel: threading.Event | None = None) -> Job:
         """Run ``work(progress)`` as a background job (it outlives the browser session that asked for it: a closed
         tab or a click elsewhere stops that session's script, never the job).  Progress is on the Job.  A
         ``reindex`` runs in its own lane and starts only when no other job runs."""
@@ -166,7 +170,7 @@ class Service:
             running = self.busy or (self.reindexing if lane else None)
             if running is not None:
                 raise Busy(f"wait for the running {running.describe()} to finish")
-            job = Job(kind, label, time.time())
+            job = Job(kind, label, time.time(), cancel=cancel or threading.Event())
             if lane:
                 self._reindex_job = job
                 job.future = self._reindexer.submit(self._execute, job, work)
@@ -200,36 +204,58 @@ class Service:
         job.fraction = 1.0
         return result
 
-    def _ingest_work(self, items: list, label: str) -> Callable[[Progress], IngestReport]:
+    def _ingest_work(self, items: list, label: str, cancel: threading.Event | None = None, replace: bool = False,
+                     spool: Path | None = None) -> Callable[[Progress], IngestReport]:
         def work(notify: Progress) -> IngestReport:
-            report = self.pipeline.ingest(items, progress=notify)
+            try:
+                report = self.pipeline.ingest(items, progress=notify, cancel=cancel, replace=replace)
+            finally:
+                if spool is not None:
+                    remove_spool(spool)
             self._save_report(report, label)
             return report
 
         return work
 
-    @staticmethod
-    def _uploads(files: Iterable[tuple[str, bytes]]) -> tuple[list[Source], str]:
-        uploads = [Source.upload(Path(name.replace("\\", "/")).name or "unnamed", data) for name, data in files]
-        return uploads, f"{len(uploads)} uploaded file{'s' if len(uploads) != 1 else ''}"
+    def cancel(self) -> bool:
+        """Ask the running ingest to stop: files done stay, the one in progress is rolled back (False: none)."""
+        job = self.busy
+        if job is None or job.kind != "ingest":
+            return False
+        job.cancel.set()
+        job.message = "cancelling"
+        return True
+
+    def _uploads(self, files: Iterable[tuple[str, bytes | BinaryIO]]) -> tuple[list[Source], str, Path]:
+        """Uploads spooled to disk (names made safe, see ``indexer.files.safe_name``)."""
+        uploads, spool = spool_uploads(files, self.settings.data_dir / "app" / "spool")
+        return uploads, f"{len(uploads)} uploaded file{'s' if len(uploads) != 1 else ''}", spool
 
     def ingest(self, items: Iterable[str | Path | Source], label: str,
                progress: Progress | None = None) -> IngestReport:
         return self.run("ingest", label, self._ingest_work(list(items), label), progress)
 
-    def ingest_uploads(self, files: Iterable[tuple[str, bytes]], progress: Progress | None = None) -> IngestReport:
-        uploads, label = self._uploads(files)
-        return self.ingest(uploads, label, progress)
+    def ingest_uploads(self, files: Iterable[tuple[str, bytes | BinaryIO]], progress: Progress | None = None,
+                       replace: bool = False) -> IngestReport:
+        uploads, label, spool = self._uploads(files)
+        return self.run("ingest", label, self._ingest_work(uploads, label, None, replace, spool), progress)
 
     def ingest_sample(self, progress: Progress | None = None) -> IngestReport:
         return self.ingest(sample_files(), "the sample corpus", progress)
 
-    def start_ingest(self, items: Iterable[str | Path | Source], label: str) -> Job:
-        return self.start("ingest", label, self._ingest_work(list(items), label))
+    def start_ingest(self, items: Iterable[str | Path | Source], label: str, replace: bool = False,
+                     spool: Path | None = None) -> Job:
+        cancel = threading.Event()
+        try:
+            return self.start("ingest", label, self._ingest_work(list(items), label, cancel, replace, spool), cancel)
+        except Busy:
+            if spool is not None:
+                remove_spool(spool)
+            raise
 
-    def start_ingest_uploads(self, files: Iterable[tuple[str, bytes]]) -> Job:
-        uploads, label = self._uploads(files)
-        return self.start_ingest(uploads, label)
+    def start_ingest_uploads(self, files: Iterable[tuple[str, bytes | BinaryIO]], replace: bool = False) -> Job:
+        uploads, label, spool = self._uploads(files)
+        return self.start_ingest(uploads, label, replace, spool)
 
     def delete(self, doc_ids: Sequence[str]) -> list[str]:
         def work(_notify: Progress) -> list[str]:

@@ -7,5 +7,6 @@ value types it takes and returns (``pipeline.__all__``), and ``IndexerSettings``
 from . import pipeline as _pipeline
 from .pipeline import *  # noqa: F403 - the API is pipeline.__all__
 from .settings import IndexerSettings
+from .sniff import accepted_types
 
-__all__ = [*_pipeline.__all__, "IndexerSettings"]
+__all__ = [*_pipeline.__all__, "IndexerSettings", "accepted_types"]

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from .diskspace import describe, disk_error
 from .pipeline import IndexerError, Pipeline, ProgressEvent, SearchFilters, StoreError
 from .search import MAX_K
 from .settings import IndexerSettings
@@ -151,6 +152,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         return USAGE_OR_STORE
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return USAGE_OR_STORE
+    except OSError as exc:  # a full disk, a read-only or unwritable data folder: one line, no traceback
+        if disk_error(exc) is None:
+            raise
+        print(f"error: {describe(disk_error(exc))}; the index is unchanged (free some space, or make the data "
+              "folder, MOESEARCH_DATA_DIR, writable, and try again)", file=sys.stderr)
         return USAGE_OR_STORE
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 import unicodedata
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from .extract import ExtractError
 from .sniff import SUPPORTED_SUFFIXES
@@ -162,6 +165,37 @@ def read_source(source: Source, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise ExtractError(f"file grew past the {cap} size cap while being read")
     return data
+
+
+SPOOL_CHUNK = 1 << 20
+
+
+def spool_uploads(files: Iterable[tuple[str, bytes | BinaryIO]], parent: Path) -> tuple[list[Source], Path]:
+    """Uploads written to a fresh folder under ``parent`` (1 MB at a time from file objects), as sources that
+    read from there, so a batch is never held in memory; remove the folder with ``remove_spool`` when done."""
+    folder = Path(parent) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    sources = []
+    try:
+        for i, (name, content) in enumerate(files):
+            path = folder / f"{i:05d}"
+            with open(path, "wb") as out:
+                if isinstance(content, bytes | bytearray | memoryview):
+                    out.write(content)
+                else:
+                    if hasattr(content, "seek"):
+                        content.seek(0)
+                    while block := content.read(SPOOL_CHUNK):
+                        out.write(block)
+            sources.append(Source.named(name, spool=path))
+    except BaseException:
+        remove_spool(folder)
+        raise
+    return sources, folder
+
+
+def remove_spool(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def sha256(data: bytes) -> str:

@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from .chunking import Chunk
+from .diskspace import describe, disk_error
 from .extract import Extracted, ExtractError, extract
 from .files import Source, read_source, sha256
 from .results import FileStatus, ProgressEvent
@@ -232,8 +233,13 @@ class IngestLoop:
                 except Cancelled:
                     return FileStatus(source.name, "skipped", NOT_ATTEMPTED_CANCELLED, path=source.key), None
                 except StoreFailure as exc:
+                    if (disk := disk_error(exc)) is not None:
+                        exc = describe(disk)
                     return FileStatus(source.name, "failed", f"store error: {exc}", path=source.key), str(exc)
                 except Exception as exc:
+                    if (disk := disk_error(exc)) is not None:  # e.g. the kept copy: stop, the next would fail too
+                        return FileStatus(source.name, "failed", f"disk error: {describe(disk)}",
+                                          path=source.key), describe(disk)
                     outcome = feed.recover(entry, exc)
                     if isinstance(outcome, Entry):  # the feed tries this file again
                         entry = outcome

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from . import catalog
 from .bulk import run_with_workers
+from .diskspace import check_space
 from .encoders import Encoders
 from .files import FileStore, Source, expand
 from .ingest import IngestLoop, ReadAhead
@@ -207,6 +208,10 @@ class Pipeline:
         with self._write:
             active = self._current()
             sources = expand(items)
+            s = self.settings
+            check_space(s.data_dir, s.store_dir if self.root.kind in ("edge", "local") else None,
+                        [x.size for x in sources if x.stored is None and not x.skip], s.max_chunks,
+                        s.keep_files != "none", s.disk_reserve_mb)
             loop = self._loop(DocumentWriter(active.collection, self._usable(active), self.files), progress,
                               caps=FileCaps.from_settings(self.settings), cancel=cancel, replace=replace)
             if workers > 1 and sources:

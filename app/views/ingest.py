@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -11,7 +12,7 @@ from app.auth import admin_gate, sign_out_button
 from app.render import documents_frame, inject_css, report_table, service_or_stop
 from app.service import Busy
 from app.snippets import local_time, md_escape
-from indexer.sniff import accepted_types
+from indexer import accepted_types
 
 inject_css()
 service = service_or_stop()
@@ -59,18 +60,31 @@ with upload_tab:
     slot = st.empty()
     with slot.container():
         files, clicked = uploader("ingest-uploads")
+    replace = st.checkbox("Replace documents that have the same name", key="replace-same-name",
+                          help="Off: a different file under a name already indexed is kept as its own document, "
+                               "e.g. 'a (2).txt'. On: it replaces the document of that name.")
     if clicked:
-        uploads = [(f.name, f.getvalue()) for f in files]
-        if start_job(lambda: service.start_ingest_uploads(uploads)):
+        uploads = [(f.name, f) for f in files]  # spooled to disk by the service, 1 MB at a time
+        if start_job(lambda: service.start_ingest_uploads(uploads, replace=replace)):
             with slot.container():  # the batch leaves the uploader at once
                 uploader("ingest-uploads-next")
 with folder_tab:
-    folder = st.text_input("Folder or file path on the server", key="folder", placeholder="/srv/documents",
+    roots = [Path(r).expanduser().resolve() for r in service.settings.ingest_roots.split(os.pathsep) if r.strip()]
+    if not roots:
+        st.info("Ingesting folders on the server is off. To allow it, set `MOESEARCH_INGEST_ROOTS` to the folders "
+                f"admins may ingest from (separated by `{os.pathsep}`) and restart the app.")
+    else:
+        st.caption("Allowed: " + ", ".join(f"`{md_escape(str(r))}`" for r in roots))
+    folder = st.text_input("Folder or file path on the server", key="folder", placeholder=str(roots[0]) if roots
+                           else "/srv/documents", disabled=not roots,
                            help="Folders are read recursively; hidden files and unsupported types are skipped.")
-    if st.button("Ingest path", key="ingest-folder", disabled=not folder.strip(), icon=":material/play_arrow:"):
-        path = Path(folder.strip()).expanduser()
-        if not path.exists():
-            st.error(f"There is no file or folder {str(path)!r} on the server.")
+    if st.button("Ingest path", key="ingest-folder", disabled=not roots or not folder.strip(),
+                 icon=":material/play_arrow:"):
+        path = Path(folder.strip()).expanduser().resolve()  # symbolic links and '..' resolved before the check
+        if not any(path.is_relative_to(root) for root in roots):
+            st.error(f"{md_escape(str(path))} is outside the folders allowed by MOESEARCH\\_INGEST\\_ROOTS.")
+        elif not path.exists():
+            st.error(f"There is no file or folder {md_escape(repr(str(path)))} on the server.")
         else:
             start_job(lambda: service.start_ingest([path], str(path)))
 
@@ -90,6 +104,10 @@ def job_panel() -> None:
     title = f"{job.kind.capitalize()} of {job.label}"
     if not job.finished:
         st.progress(job.fraction, text=md_escape(f"{title}: {job.message}"))
+        if job.kind == "ingest":
+            st.button("Cancel", key="cancel-job", icon=":material/cancel:", disabled=job.cancel.is_set(),
+                      on_click=service.cancel, help="Files already ingested stay; the one in progress is rolled "
+                      "back; the rest are listed as not attempted.")
         return
     if job.error:
         st.progress(job.fraction, text=f"{title} stopped")

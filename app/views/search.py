@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.auth import is_admin
 from app.render import inject_css, report_table, result_card, routing_panel, service_or_stop
 from app.sample import EXAMPLES, sample_files
 from app.service import MODES, Busy
@@ -28,7 +29,9 @@ if stats.documents == 0:
         st.info(f"Running now: {md_escape(job.describe())}. Results appear here when it finishes.")
     st.markdown(f"Or try the bundled sample corpus: {len(sample_files())} short public-domain texts (Lincoln, "
                 "Darwin, Thoreau, Melville, the Declaration of Independence and a PDF of the Bill of Rights).")
-    if st.button("Load the sample corpus", type="primary", icon=":material/library_add:", disabled=job is not None):
+    if not is_admin():
+        st.caption("An admin can load it (sign in on the Ingest page).")
+    elif st.button("Load the sample corpus", type="primary", icon=":material/library_add:", disabled=job is not None):
         try:  # a background job: leaving the page does not stop it
             job = service.start_ingest(sample_files(), "the sample corpus")
         except Busy as exc:

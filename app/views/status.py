@@ -95,7 +95,8 @@ with st.container(horizontal=True):
 left, right = st.columns(2, gap="large")
 with left:
     st.markdown("### Model")
-    st.markdown(f"**{card.model_id}**  \n`{card.model_dir}`")
+    admin = signed_in()  # server paths and file names are for the admin only
+    st.markdown(f"**{card.model_id}**  \n`{card.model_dir}`" if admin else f"**{card.model_id}**")
     if card.summary:
         st.markdown(card.summary)
     s = card.settings
@@ -106,6 +107,8 @@ with left:
             "pooling": s.get("pooling", ""), "Matryoshka dims": ", ".join(map(str, s.get("matryoshka_dims", []))),
             "max length": s.get("max_length", ""), "query prefix": repr(s.get("query_prefix", "")),
             "document prefix": repr(s.get("document_prefix", ""))}
+    if not admin:
+        rows.pop("model file")
     key_values(rows)
 with right:
     st.markdown("### Store")
@@ -118,6 +121,8 @@ with right:
             "chunk tokens / overlap": f"{stats.extra.get('chunk_tokens', '')} / {stats.extra.get('chunk_overlap', '')}"}
     if stats.cluster is not None:
         rows.update({f"cluster: {k}": v for k, v in stats.cluster.items()})
+    if not admin:
+        rows["location"] = "shown to the admin (sign in on the Ingest page)"
     key_values(rows)
     if (job := service.busy) is not None:
         st.info(f"Running now: {job.describe()}")
@@ -137,5 +142,8 @@ st.markdown("### Last ingest")
 last = service.last_report
 if last is None:
     st.caption("Nothing has been ingested through the app yet.")
+elif not admin:
+    st.caption(f"Finished {local_time(last.get('finished_at', ''))}: {last.get('ok', 0)} ok, "
+               f"{last.get('failed', 0)} failed. File names are shown to the admin (sign in on the Ingest page).")
 else:
     report_table(last, f"{last.get('label', 'ingest')}, finished {local_time(last.get('finished_at', ''))}")

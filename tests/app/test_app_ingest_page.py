@@ -106,7 +106,10 @@ def test_bad_uploads_fail_alone_and_good_ones_are_ingested(app_env, monkeypatch,
 
 
 def test_folder_ingest_delete_and_reindex(app_env, monkeypatch, admin_hash):
+    import os
+
     monkeypatch.setenv(ENV_VAR, admin_hash)
+    monkeypatch.setenv("MOESEARCH_INGEST_ROOTS", f"{SAMPLE_DIR}{os.pathsep}/no")
     at = sign_in(open_page(INGEST))
     at.text_input(key="folder").set_value("/no/such/folder").run()
     at.button(key="ingest-folder").click().run()

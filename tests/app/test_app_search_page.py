@@ -38,8 +38,17 @@ def _search(at, query: str, **widgets):
     return at.run()
 
 
-def test_empty_index_explains_and_offers_the_sample_corpus(app_env):
+def test_empty_index_explains_and_offers_the_sample_corpus(app_env, monkeypatch, admin_hash):
+    from app_helpers import sign_in
+
+    from app.auth import ENV_VAR
+
     at = open_page()
+    assert "An admin can load it" in texts(at.caption)  # anonymous: no button
+    assert not any(b.label == "Load the sample corpus" for b in at.button)
+    monkeypatch.setenv(ENV_VAR, admin_hash)
+    at = sign_in(open_page("views/ingest.py"))
+    at.switch_page("views/search.py").run()
     assert not at.exception
     info = texts(at.info)
     assert "The index is empty" in info and "Ingest" in info and "python -m indexer ingest" in info

@@ -9,8 +9,20 @@ from app.service import get_service
 from indexer import IndexerSettings, Pipeline
 
 
-def test_status_shows_model_provider_store_counts_and_last_ingest(app_env, tiny_model_dir):
-    at = open_page("views/status.py")
+def _admin_status(monkeypatch, admin_hash):
+    """The Status page in a session signed in as admin (server paths and file names are for the admin)."""
+    from app_helpers import sign_in
+
+    from app.auth import ENV_VAR
+
+    monkeypatch.setenv(ENV_VAR, admin_hash)
+    at = sign_in(open_page("views/ingest.py"))
+    at.switch_page("views/status.py").run()
+    return at
+
+
+def test_status_shows_model_provider_store_counts_and_last_ingest(app_env, tiny_model_dir, monkeypatch, admin_hash):
+    at = _admin_status(monkeypatch, admin_hash)
     assert not at.exception
     assert "Nothing has been ingested through the app yet." in texts(at.caption)
     metrics = {m.label: m.value for m in at.metric}
@@ -32,13 +44,13 @@ def test_status_shows_model_provider_store_counts_and_last_ingest(app_env, tiny_
     assert sorted(report["file"]) == sorted(p.name for p in sample_files())
 
 
-def test_last_ingest_report_survives_a_restart(app_env):
+def test_last_ingest_report_survives_a_restart(app_env, monkeypatch, admin_hash):
     get_service().ingest_sample()
     get_service().close()
     import streamlit as st
 
     st.cache_resource.clear()
-    at = open_page("views/status.py")
+    at = _admin_status(monkeypatch, admin_hash)
     assert any("the sample corpus, finished" in m.value for m in at.markdown)
 
 
