@@ -60,6 +60,9 @@ RUN if ! command -v python3 >/dev/null 2>&1; then \
         python3 python3-venv ca-certificates && rm -rf /var/lib/apt/lists/*; \
     fi \
     && python3 -m venv "${VIRTUAL_ENV}"
+# OCR of scanned PDFs and images (indexer/loaders/ocr.py); English only, add tesseract-ocr-LANG for more.
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tesseract-ocr \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN --mount=type=cache,target=/root/.cache/pip \

@@ -17,6 +17,7 @@ WORD = re.compile(r"\w+", re.UNICODE)
 PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 LINE = re.compile(r"[ \t]*\n[ \t]*")
 SCORE_KIND = {"hybrid": "RRF", "dense": "cosine", "keyword": "BM25"}
+PAGE_UNIT = {"pptx": "slide", "xlsx": "sheet", "epub": "chapter", "eml": "part", "image": "frame"}  # else "page"
 
 CSS = """
 <style>
@@ -76,7 +77,8 @@ def snippet_html(text: str, terms: Iterable[str]) -> str:
 
 def card_header_html(rank: int, source: str, page: int, pages: int | None, doc_type: str, score: float,
                      mode: str) -> str:
-    where = f"page {page} of {pages}" if pages and pages > 1 else (f"page {page}" if doc_type == "pdf" else "")
+    unit = PAGE_UNIT.get(doc_type, "page")
+    where = f"{unit} {page} of {pages}" if pages and pages > 1 else (f"page {page}" if doc_type == "pdf" else "")
     parts = [f'<span class="ms-rank">{rank}.</span>', f'<span class="ms-source">{escape(source)}</span>']
     if doc_type:
         parts.append(f'<span class="ms-badge ms-type">{escape(doc_type)}</span>')

@@ -20,7 +20,23 @@ from .schema import DOC_RECORDS, record_id
 from .store.base import Collection, Match, scroll_all
 
 MIME = {"pdf": "application/pdf", "txt": "text/plain", "md": "text/markdown", "html": "text/html",
-        "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+        "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "epub": "application/epub+zip", "csv": "text/csv", "eml": "message/rfc822"}
+IMAGE_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".tif": "image/tiff",
+              ".tiff": "image/tiff"}  # doc_type "image": by the file name's suffix
+TSV = "text/tab-separated-values"
+
+
+def mime_type(doc_type: str, name: str) -> str:
+    """The MIME type a document's original is served with."""
+    suffix = Path(name).suffix.lower()
+    if doc_type == "image":
+        return IMAGE_MIME.get(suffix, "application/octet-stream")
+    if doc_type == "csv" and suffix == ".tsv":
+        return TSV
+    return MIME.get(doc_type, "application/octet-stream")
 DOC_ID = re.compile(r"[0-9a-f]{64}")
 
 
@@ -95,7 +111,7 @@ def document_file(collection: Collection, files: FileStore, doc_id: str) -> Docu
         raise IndexerError(f"no document {doc_id!r}")
     p = found[0].payload
     name, path, size = p["source"], p.get("path") or None, int(p.get("size_bytes", 0))
-    mime = MIME.get(p.get("doc_type", ""), "application/octet-stream")
+    mime = mime_type(p.get("doc_type", ""), name)
     copy = files.find(doc_id)
     if copy is not None:
         return DocumentFile(name, mime, size, path, copy.read_bytes)

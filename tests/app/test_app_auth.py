@@ -170,3 +170,12 @@ def test_lockout_survives_a_new_browser_context(tmp_path, tiny_model_dir, admin_
         assert "Too many wrong passwords" in text and "Documents, up to" not in text
         browser.close()
     assert os.path.exists(tmp_path / "app.log")
+
+
+def test_card_header_names_slides_sheets_and_chapters():
+    from app.snippets import card_header_html
+
+    assert "slide 2 of 5" in card_header_html(1, "d.pptx", 2, 5, "pptx", 0.5, "hybrid")
+    assert "sheet 1 of 2" in card_header_html(1, "s.xlsx", 1, 2, "xlsx", 0.5, "hybrid")
+    assert "chapter 3 of 9" in card_header_html(1, "b.epub", 3, 9, "epub", 0.5, "hybrid")
+    assert "page 2 of 3" in card_header_html(1, "r.pdf", 2, 3, "pdf", 0.5, "hybrid")

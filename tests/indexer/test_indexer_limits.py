@@ -213,3 +213,38 @@ def test_a_cancelled_read_stops_at_once(tiny_model_dir):
         assert extracted.pages[0][1] == "after the cancel"
     finally:
         reader.close()
+
+
+def test_ocr_progress_reaches_the_progress_events(pipeline, tmp_path):
+    import shutil
+
+    if shutil.which("tesseract") is None:
+        pytest.skip("Tesseract is not installed (apt-get install tesseract-ocr)")
+    from test_indexer_ocr import make_scanned_pdf
+
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(make_scanned_pdf([["The first scanned page about herons"], ["The second page about cranes"]]))
+    events = []
+    status = pipeline.ingest([scan], progress=events.append).files[0]
+    assert status.status == "ok", status
+    ocr = [(e.chunks_done, e.chunks_total) for e in events if e.stage == "ocr"]
+    assert ocr == [(1, 2), (2, 2)]
+    assert [e.message for e in events if e.stage == "ocr"][-1] == "scan.pdf: OCR page 2/2"
+
+
+def test_mime_types_of_the_new_formats():
+    from indexer.catalog import mime_type
+
+    assert mime_type("pptx", "d.pptx").endswith("presentationml.presentation")
+    assert mime_type("xlsx", "s.xlsx").endswith("spreadsheetml.sheet")
+    assert (mime_type("epub", "b.epub"), mime_type("eml", "m.eml")) == ("application/epub+zip", "message/rfc822")
+    assert (mime_type("csv", "r.csv"), mime_type("csv", "r.tsv")) == ("text/csv", "text/tab-separated-values")
+    assert (mime_type("image", "a.JPG"), mime_type("image", "t.tiff")) == ("image/jpeg", "image/tiff")
+    assert mime_type("unknown", "x") == "application/octet-stream"
+
+
+def test_accepted_types_is_part_of_the_api():
+    import indexer
+    from indexer.sniff import accepted_types
+
+    assert indexer.accepted_types is accepted_types and "accepted_types" in indexer.__all__
