@@ -129,6 +129,14 @@ def _reuse(folder: Path, report: str, resume: bool) -> tuple[list[str], dict] | 
     return None
 
 
+def _data_step(enabled: bool, inputs: list[str], folder: Path, report: str, resume: bool, run
+               ) -> tuple[list[str], dict]:
+    """A filter/mine step: its output files and report (reused on resume), or the inputs unchanged when disabled."""
+    if not enabled:
+        return inputs, {}
+    return _reuse(folder, report, resume) or run()
+
+
 def run_recipe(cfg: RecipeConfig, progress: bool = True, resume: bool = False) -> dict:
     d = distributed.setup()
     out = Path(cfg.out_dir)
@@ -159,11 +167,8 @@ def run_recipe(cfg: RecipeConfig, progress: bool = True, resume: bool = False) -
             raise FileNotFoundError(f"eval sets missing: {missing} (held-out sets: `python -m trainer heldout-build "
                                     "techfaq | squad_shifts-nyt`)")
         t = time.time()
-        if cfg.filter.enabled:
-            pre_files, filter_report = (_reuse(out / "filtered", "filter_report.json", resume)
-                                        or run_filter(cfg, inputs, out / "filtered", progress))
-        else:
-            pre_files, filter_report = inputs, {}
+        pre_files, filter_report = _data_step(cfg.filter.enabled, inputs, out / "filtered", "filter_report.json",
+                                              resume, lambda: run_filter(cfg, inputs, out / "filtered", progress))
         timings["filter"] = time.time() - t
     pre_files = distributed.broadcast_object(pre_files if d.main else None, d)
     t = time.time()
@@ -173,12 +178,9 @@ def run_recipe(cfg: RecipeConfig, progress: bool = True, resume: bool = False) -
     if d.main:
         t = time.time()
         ft_inputs = list(cfg.finetune.train) or pre_files
-        if cfg.mine.enabled:
-            retriever = {"pretrained": str(pre_model), "base": "base"}.get(cfg.mine.retriever, cfg.mine.retriever)
-            ft_files, mine_report = (_reuse(out / "mined", "mine_report.json", resume)
-                                     or run_mine(cfg, ft_inputs, retriever, out / "mined", progress))
-        else:
-            ft_files, mine_report = ft_inputs, {}
+        retriever = {"pretrained": str(pre_model), "base": "base"}.get(cfg.mine.retriever, cfg.mine.retriever)
+        ft_files, mine_report = _data_step(cfg.mine.enabled, ft_inputs, out / "mined", "mine_report.json", resume,
+                                           lambda: run_mine(cfg, ft_inputs, retriever, out / "mined", progress))
         timings["mine"] = time.time() - t
     ft_files = distributed.broadcast_object(ft_files if d.main else None, d)
     t = time.time()

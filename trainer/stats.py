@@ -70,16 +70,21 @@ def _rng(seed: int, k: int) -> np.random.Generator:
     return np.random.default_rng([seed, k])
 
 
-def _bootstrap_means(strata: list[np.ndarray], resamples: int, seed: int) -> np.ndarray:
-    """(resamples,) statistic of each bootstrap resample."""
+def _resampled(strata: list[np.ndarray], resamples: int, seed: int, draw) -> np.ndarray:
+    """(resamples,) mean over sets of ``draw(rng, r, s)`` -- r resampled means of set s -- drawn CHUNK at a time."""
     total = np.zeros(resamples)
     for k, s in enumerate(strata):
-        rng, n = _rng(seed, k), s.size
+        rng = _rng(seed, k)
         for start in range(0, resamples, CHUNK):
             r = min(CHUNK, resamples - start)
-            idx = rng.integers(0, n, size=(r, n))  # (r, n)
-            total[start:start + r] += s[idx].mean(axis=1)
+            total[start:start + r] += draw(rng, r, s)
     return total / len(strata)
+
+
+def _bootstrap_means(strata: list[np.ndarray], resamples: int, seed: int) -> np.ndarray:
+    """(resamples,) statistic of each bootstrap resample (queries drawn with replacement within each set)."""
+    return _resampled(strata, resamples, seed, lambda rng, r, s: s[rng.integers(0, s.size, size=(r, s.size))]
+                      .mean(axis=1))
 
 
 def _percentiles(values: np.ndarray, alpha: float) -> tuple[float, float]:
@@ -97,14 +102,9 @@ def bootstrap_ci(scores, resamples: int = RESAMPLES, seed: int = SEED, alpha: fl
 
 
 def _sign_flip_stats(diffs: list[np.ndarray], resamples: int, seed: int) -> np.ndarray:
-    total = np.zeros(resamples)
-    for k, d in enumerate(diffs):
-        rng, n = _rng(seed, k), d.size
-        for start in range(0, resamples, CHUNK):
-            r = min(CHUNK, resamples - start)
-            signs = rng.integers(0, 2, size=(r, n)) * 2 - 1  # (r, n) of +-1
-            total[start:start + r] += (signs * d).mean(axis=1)
-    return total / len(diffs)
+    """(resamples,) statistic of the per-query differences with random signs (pairs swapped with probability 1/2)."""
+    return _resampled(diffs, resamples, seed, lambda rng, r, d: ((rng.integers(0, 2, size=(r, d.size)) * 2 - 1) * d)
+                      .mean(axis=1))
 
 
 def paired_test(a, b, resamples: int = RESAMPLES, seed: int = SEED, alpha: float = 0.05) -> PairedResult:
