@@ -145,7 +145,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         filters = None
         if args.command == "search":
             filters = SearchFilters(tuple(args.source), tuple(args.doc_types), args.ingested_from, args.ingested_to)
-        with Pipeline(settings) as pipeline:
+        args.cancel = threading.Event()  # ingest: the first Ctrl-C cancels (also while the model loads)
+        guard = _cancel_on_ctrl_c(args.cancel) if args.command == "ingest" else contextlib.nullcontext()
+        with guard, Pipeline(settings) as pipeline:
             return _dispatch(pipeline, args, filters)
     except (StoreError, IndexerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -164,10 +166,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 def _dispatch(pipeline: Pipeline, args, filters) -> int:
     if args.command == "ingest":
         bar, progress = _bar(not args.json and sys.stderr.isatty())
-        cancel = threading.Event()
+        cancel = args.cancel
         try:
-            with _cancel_on_ctrl_c(cancel):
-                report = pipeline.ingest(args.paths, progress=progress, workers=args.workers, cancel=cancel)
+            report = pipeline.ingest(args.paths, progress=progress, workers=args.workers, cancel=cancel)
         finally:
             if bar is not None:
                 bar.close()

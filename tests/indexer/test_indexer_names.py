@@ -118,7 +118,7 @@ def test_ctrl_c_in_the_cli_cancels_the_ingest(tmp_path, tiny_model_dir):
     deadline = time.monotonic() + 60
     while not (tmp_path / "data" / "qdrant").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    time.sleep(8)  # the model is loaded and the first files are going in
+    time.sleep(0.5)  # the store is open (the Ctrl-C handler is set before it), the model loading or loaded
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
