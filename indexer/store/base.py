@@ -229,6 +229,18 @@ class Root(Protocol):
     def close(self) -> None: ...
 
 
+def search_params(spec: QuerySpec, quantization: str, params_cls, quantization_cls):
+    """A query's search parameters, built with the client library's own classes (qdrant-edge's and qdrant-client's
+    ``SearchParams`` / ``QuantizationSearchParams`` take the same fields): exact = float32 brute force; a quantized
+    collection's dense queries search the codes and rescore ``oversampling`` x the limit on the float32 originals."""
+    if spec.exact:
+        return params_cls(exact=True, quantization=quantization_cls(ignore=True))
+    if quantization == "none" or spec.using != DENSE:
+        return params_cls(hnsw_ef=spec.hnsw_ef) if spec.hnsw_ef else None
+    over = spec.oversampling or OVERSAMPLING[quantization]
+    return params_cls(hnsw_ef=spec.hnsw_ef, quantization=quantization_cls(rescore=True, oversampling=over))
+
+
 def scroll_all(collection: Collection, where: Where = (), page: int = 512) -> list[Record]:
     """Every record matching ``where`` (pages through ``scroll``)."""
     out: list[Record] = []

@@ -32,7 +32,6 @@ from indexer.rwlock import RWLock
 from . import edge_build
 from .base import (
     DENSE,
-    OVERSAMPLING,
     SIMILAR,
     SPARSE,
     CollectionSpec,
@@ -45,6 +44,7 @@ from .base import (
     StoreError,
     Where,
     named_vectors,
+    search_params,
 )
 from .lock import FolderLock
 
@@ -151,13 +151,7 @@ class EdgeCollection:
         return [Record.of(r) for r in found]
 
     def _params(self, spec: QuerySpec) -> qe.SearchParams | None:
-        if spec.exact:
-            return qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(ignore=True))
-        if self.quantization == "none" or spec.using != DENSE:
-            return qe.SearchParams(hnsw_ef=spec.hnsw_ef) if spec.hnsw_ef else None
-        over = spec.oversampling or OVERSAMPLING[self.quantization]
-        return qe.SearchParams(hnsw_ef=spec.hnsw_ef, quantization=qe.QuantizationSearchParams(rescore=True,
-                                                                                              oversampling=over))
+        return search_params(spec, self.quantization, qe.SearchParams, qe.QuantizationSearchParams)
 
     def query(self, spec: QuerySpec) -> list[Record]:
         flt = edge_filter(spec.where)

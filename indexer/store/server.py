@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from qdrant_client import QdrantClient
 from qdrant_client import models as m
 
-from .base import DENSE, OVERSAMPLING, SIMILAR, SPARSE, Match, Range, Record, StoreError, named_vectors
+from .base import DENSE, SIMILAR, SPARSE, Match, Range, Record, StoreError, named_vectors, search_params
 from .lock import FolderLock
 
 if TYPE_CHECKING:
@@ -122,13 +122,8 @@ class ClientCollection:
         return [Record.of(r) for r in found]
 
     def _params(self, spec: QuerySpec) -> m.SearchParams | None:
-        if spec.exact:
-            return m.SearchParams(exact=True, quantization=m.QuantizationSearchParams(ignore=True))
-        if not self._server or self.quantization == "none" or spec.using != DENSE:  # local mode: brute force
-            return m.SearchParams(hnsw_ef=spec.hnsw_ef) if spec.hnsw_ef else None
-        over = spec.oversampling or OVERSAMPLING[self.quantization]
-        return m.SearchParams(hnsw_ef=spec.hnsw_ef, quantization=m.QuantizationSearchParams(rescore=True,
-                                                                                            oversampling=over))
+        mode = self.quantization if self._server else "none"  # local mode: brute force, no codes
+        return search_params(spec, mode, m.SearchParams, m.QuantizationSearchParams)
 
     def query(self, spec: QuerySpec) -> list[Record]:
         flt = client_filter(spec.where)
