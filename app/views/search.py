@@ -17,9 +17,11 @@ stats = service.stats()
 st.markdown("## :material/manage_search: moesearch")
 st.caption(f"Search {stats.documents} documents ({stats.chunks} passages) · model `{stats.model_id}`")
 
-if stats.reindex_needed:
-    st.warning(f"The index was built with `{stats.model_id}`, but the app is configured for "
-               f"`{stats.configured_model_id}`. An admin should re-index (Ingest page).")
+if stats.reindex_needed or stats.stale:
+    built = stats.serving_model or stats.model_id
+    wanted = stats.current_model or stats.configured_model_id
+    st.warning(f"The index was built with `{built}`, but the app is configured for `{wanted}`; searches use the "
+               "model that built the index until an admin re-indexes (Status page).")
 
 if stats.documents == 0:
     job = service.busy
