@@ -212,6 +212,7 @@ def test_the_app_points_at_a_qdrant_node_with_the_cluster_layout(compose):
 
 def test_the_app_creates_its_collection_with_the_cluster_layout(compose, tiny_model_dir, tmp_path):
     """The compose environment -> IndexerSettings -> Pipeline -> the create_collection request to Qdrant."""
+    import indexer.store.server as server  # imported here, so a failing import says why (not an AttributeError)
     from embedder.runtime import Embedder
     from indexer.pipeline import Pipeline
     from indexer.settings import IndexerSettings
@@ -221,7 +222,7 @@ def test_the_app_creates_its_collection_with_the_cluster_layout(compose, tiny_mo
     client = mock.MagicMock()
     client.get_aliases.return_value = SimpleNamespace(aliases=[])
     client.collection_exists.return_value = False
-    with mock.patch("indexer.store.server.QdrantClient", return_value=client) as make:
+    with mock.patch.object(server, "QdrantClient", return_value=client) as make:
         with Pipeline(settings, embedder=Embedder(tiny_model_dir, device="cpu")):
             pass
     assert make.call_args.kwargs["url"] == "http://qdrant-1:6333" and make.call_args.kwargs["api_key"] == "test-key"
