@@ -132,10 +132,13 @@ def default_model_dir() -> Path:
     return UPCYCLED_MODEL
 
 
-def sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
+def sha256(source: str | os.PathLike | bytes) -> str:
+    """Hex sha256 of a file (read in 1 MiB blocks) or of bytes: the one hashing helper of the project."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    if isinstance(source, bytes | bytearray | memoryview):
+        h.update(source)
+        return h.hexdigest()
+    with open(source, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

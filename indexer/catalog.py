@@ -14,7 +14,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .files import FileStore, sha256
+from embedder.settings import sha256
+
+from .files import FileStore
 from .results import DocumentFile, DocumentInfo, Facets, IndexerError
 from .schema import DOC_RECORDS, record_id
 from .store.base import Collection, Match, scroll_all

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -196,10 +195,6 @@ def spool_uploads(files: Iterable[tuple[str, bytes | BinaryIO]], parent: Path) -
 
 def remove_spool(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class FileStore:

@@ -27,10 +27,12 @@ from typing import Protocol
 
 import numpy as np
 
+from embedder.settings import sha256
+
 from .chunking import Chunk
 from .diskspace import describe, disk_error
 from .extract import Extracted, ExtractError, extract
-from .files import Source, read_source, sha256
+from .files import Source, read_source
 from .results import FileStatus, ProgressEvent
 from .sandbox import Cancelled, ChunkPlan, FileCaps, Reader
 from .schema import DOC_RECORDS

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embedder.settings import sha256
+
 from .chunking import Chunk
 from .encoders import Encoders
 from .extract import Extracted
-from .files import FileStore, Source, sha256
+from .files import FileStore, Source
 from .schema import CHUNK, COMPLETE, DOC, DOC_RECORDS, WRITING, chunk_id, record_id
 from .store.base import Collection, Match, PointRecord, scroll_all
 

@@ -234,6 +234,7 @@ def test_resume_continues_exactly_in_task_mode(tmp_path, task_dir, mixed_file):
     assert [r["loss"] for r in rows_part] == [r["loss"] for r in rows_full]
 
 
+@pytest.mark.slow  # torchrun DDP, as the learned mode's DDP test
 def test_two_ranks_equal_one_process_in_task_mode(tmp_path, task_dir, mixed_file):
     from trainer.__main__ import main
 
