@@ -51,13 +51,19 @@ def test_shipped_model_is_the_default(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def shipped_prepared():
+def shipped_prepared(tmp_path_factory):
+    """The current shipped version copied to a temporary folder and prepared there (never writes into models/)."""
+    import shutil
+
     from embedder.__main__ import main
 
-    assert main(["prepare", str(SHIPPED_MODEL)]) == 0  # a published name: prepares its current version
-    return SHIPPED
+    copy = tmp_path_factory.mktemp("shipped") / SHIPPED.name
+    shutil.copytree(SHIPPED, copy, ignore=shutil.ignore_patterns("onnx"))
+    assert main(["prepare", str(copy)]) == 0
+    return copy
 
 
+@pytest.mark.slow  # a full-model export (about a minute): `pytest -m slow`
 def test_shipped_onnx_matches_torch(shipped_prepared):
     import torch
 
