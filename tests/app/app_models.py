@@ -1,28 +1,14 @@
-"""A second tiny model for the lifecycle tests: the shared tiny model's weights moved by seeded noise, same model
-id (what a retrain published into the same name makes), exported to the CPU int8 file only."""
+"""The lifecycle tests' second tiny model, exported to the CPU int8 file (see tests/model_variants.py)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import numpy as np
+from model_variants import WITH_ONNX
+from model_variants import retrained as _retrained
 
-WITH_ONNX = ("trainer_state.pt",)  # publish the exported files too (they were exported from these weights)
+__all__ = ["WITH_ONNX", "retrained"]
 
 
 def retrained(folder: Path, dst: Path, scale: float = 0.5) -> Path:
-    """A copy of ``folder`` with every weight matrix moved by noise of ``scale`` times its spread, exported."""
-    from safetensors.numpy import load_file, save_file
-
-    from embedder.export import export
-
-    shutil.copytree(folder, dst, ignore=shutil.ignore_patterns("onnx"))
-    w = load_file(str(dst / "model.safetensors"))
-    rng = np.random.default_rng(0)
-    for key in sorted(w):
-        if w[key].ndim == 2:
-            w[key] = (w[key] + rng.normal(0, scale * float(w[key].std()), w[key].shape)).astype(w[key].dtype)
-    save_file(w, str(dst / "model.safetensors"))
-    export(dst, variants=("int8",))
-    return dst
+    return _retrained(folder, dst, scale, export_int8=True)

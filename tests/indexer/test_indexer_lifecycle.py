@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from indexer_testfiles import sentences
+from model_variants import WITH_ONNX, retrained
 
 from embedder.registry import publish, resolve, versions
 from indexer.pipeline import Pipeline, Source
@@ -25,25 +25,6 @@ from indexer.schema import META_ID, VISIBLE
 from indexer.store import PointRecord, scroll_all
 
 ROOT = Path(__file__).resolve().parents[2]
-WITH_ONNX = ("trainer_state.pt",)  # publish the exported files too (they were exported from these weights)
-
-
-def retrained(folder: Path, dst: Path, scale: float = 0.5) -> Path:
-    """A copy of a model folder with other weights and the same model id (what a retrain into one name makes):
-    every weight matrix moved by seeded noise of ``scale`` times its spread, so the two models' vectors differ
-    well beyond int8 batching noise."""
-    from safetensors.numpy import load_file, save_file
-
-    shutil.copytree(folder, dst, ignore=shutil.ignore_patterns("onnx"))
-    w = load_file(str(dst / "model.safetensors"))
-    rng = np.random.default_rng(0)
-    for key in sorted(w):
-        if w[key].ndim == 2:
-            w[key] = (w[key] + rng.normal(0, scale * float(w[key].std()), w[key].shape)).astype(w[key].dtype)
-    save_file(w, str(dst / "model.safetensors"))
-    return dst
-
-
 @pytest.fixture(scope="session")
 def model_b_dir(tiny_model_dir, tmp_path_factory) -> Path:
     from embedder.export import export
