@@ -27,7 +27,7 @@ def _need_browser():
     return sync_playwright
 
 
-def _corpus(folder, n: int = 24):
+def _corpus(folder, n: int = 120):  # enough that the reindex outlasts a search round trip on an idle machine
     import random
 
     folder.mkdir()
@@ -55,7 +55,7 @@ def test_admin_switches_to_a_newly_published_model_while_searches_go_on(tmp_path
            "MOESEARCH_CHUNK_TOKENS": "48", "MOESEARCH_CHUNK_OVERLAP": "8", "MOESEARCH_BATCH_SIZE": "4",
            "MOESEARCH_HNSW_THRESHOLD": "0", "MOESEARCH_MODEL_POLL_SECONDS": "0", ENV_VAR: admin_hash}
     with Pipeline(IndexerSettings.from_env(env)) as p:  # the store has one owner: ingest before the app opens it
-        assert p.ingest([_corpus(tmp_path / "corpus")]).ok == 24
+        assert p.ingest([_corpus(tmp_path / "corpus")]).ok == 120
     with streamlit_app(env, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
