@@ -69,3 +69,26 @@ def wait_charts(page, n: int, timeout: float = 30_000) -> None:
     page.wait_for_function(f"() => document.querySelectorAll('[data-testid=stVegaLiteChart] canvas,"
                            f" [data-testid=stVegaLiteChart] svg.marks').length >= {n}", timeout=timeout)
 
+
+
+def browser_env(model_dir: Path, data_dir: Path, admin_hash: str, **extra: str) -> dict[str, str]:
+    """The app's environment for a browser test: the tiny model on CPU, its own store, the admin password hash."""
+    from app.auth import ENV_VAR
+
+    env = {"MOESEARCH_MODEL": str(model_dir), "MOESEARCH_DATA_DIR": str(data_dir), "MOESEARCH_DEVICE": "cpu",
+           "MOESEARCH_CHUNK_TOKENS": "120", "MOESEARCH_CHUNK_OVERLAP": "16", "MOESEARCH_HNSW_THRESHOLD": "0",
+           ENV_VAR: admin_hash}
+    return {**env, **extra}
+
+
+def new_page(browser, timeout_ms: float = 30_000, width: int = 1360, height: int = 1000):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(timeout_ms)
+    return page
+
+
+def sign_in(page, url: str, password: str) -> None:
+    """Open the Ingest page and sign in as the admin."""
+    page.goto(f"{url}/ingest")
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()

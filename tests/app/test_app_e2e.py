@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from app_helpers import PASSWORD
-from app_server import CHROMIUM, CHROMIUM_ARGS, streamlit_app, wait_charts, wait_idle
+from app_server import CHROMIUM, CHROMIUM_ARGS, browser_env, new_page, streamlit_app, wait_charts, wait_idle
 
-from app.auth import ENV_VAR
 from app.sample import SAMPLE_DIR
 
 pytestmark = pytest.mark.e2e
@@ -61,14 +60,11 @@ def test_admin_uploads_searches_opens_and_deletes_in_a_real_browser(tmp_path, ti
     pdf = shutil.copy(SAMPLE_DIR / "bill-of-rights.pdf", tmp_path / "bill-of-rights.pdf")
     notes = tmp_path / "field-notes.txt"
     notes.write_text(NOTES)
-    env = {"MOESEARCH_MODEL": str(tiny_model_dir), "MOESEARCH_DATA_DIR": str(tmp_path / "data"),
-           "MOESEARCH_DEVICE": "cpu", "MOESEARCH_CHUNK_TOKENS": "120", "MOESEARCH_CHUNK_OVERLAP": "16",
-           "MOESEARCH_HNSW_THRESHOLD": "0", ENV_VAR: admin_hash}
+    env = browser_env(tiny_model_dir, tmp_path / "data", admin_hash)
     with streamlit_app(env, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1360, "height": 1000})
-            page.set_default_timeout(30_000)
+            page = new_page(browser)
             dialogs: list[str] = []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
 

@@ -8,9 +8,8 @@ import shutil
 
 import pytest
 from app_helpers import PASSWORD
-from app_server import CHROMIUM, CHROMIUM_ARGS, streamlit_app, wait_idle
+from app_server import CHROMIUM, CHROMIUM_ARGS, browser_env, new_page, sign_in, streamlit_app, wait_idle
 
-from app.auth import ENV_VAR
 from app.render import ocr_badge
 from app.snippets import card_header_html
 
@@ -50,17 +49,12 @@ def test_admin_uploads_a_scanned_pdf_and_finds_its_text(tmp_path, tiny_model_dir
 
     scan = tmp_path / "ledger-scan.pdf"
     scan.write_bytes(scanned_pdf())
-    env = {"MOESEARCH_MODEL": str(tiny_model_dir), "MOESEARCH_DATA_DIR": str(tmp_path / "data"),
-           "MOESEARCH_DEVICE": "cpu", "MOESEARCH_CHUNK_TOKENS": "120", "MOESEARCH_CHUNK_OVERLAP": "16",
-           "MOESEARCH_HNSW_THRESHOLD": "0", ENV_VAR: admin_hash}
+    env = browser_env(tiny_model_dir, tmp_path / "data", admin_hash)
     with streamlit_app(env, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1360, "height": 1000})
-            page.set_default_timeout(30_000)
-            page.goto(f"{url}/ingest")
-            page.get_by_label("Password", exact=True).fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
+            page = new_page(browser)
+            sign_in(page, url, PASSWORD)
             page.get_by_text("Accepted: PDF (scanned pages by OCR) (.pdf)").wait_for()
             assert "PowerPoint (.pptx)" in page.get_by_text("Accepted:").inner_text()
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from app_helpers import PASSWORD
 from app_models import WITH_ONNX, retrained
-from app_server import CHROMIUM, CHROMIUM_ARGS, streamlit_app, wait_idle
+from app_server import CHROMIUM, CHROMIUM_ARGS, new_page, sign_in, streamlit_app, wait_idle
 
 from app.auth import ENV_VAR
 
@@ -59,11 +59,8 @@ def test_admin_switches_to_a_newly_published_model_while_searches_go_on(tmp_path
     with streamlit_app(env, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            admin = browser.new_page(viewport={"width": 1360, "height": 1000})
-            admin.set_default_timeout(120_000)
-            admin.goto(f"{url}/ingest")
-            admin.get_by_label("Password", exact=True).fill(PASSWORD)
-            admin.get_by_role("button", name="Sign in").click()
+            admin = new_page(browser, timeout_ms=120_000)
+            sign_in(admin, url, PASSWORD)
             wait_idle(admin)
             admin.get_by_role("link", name="Status").click()
             wait_idle(admin)
