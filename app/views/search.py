@@ -55,6 +55,10 @@ query = st.text_input("Search", key="q", bind="query-params", placeholder="Ask a
                       label_visibility="collapsed", icon=":material/search:")
 facets = service.facets()
 sources, types = list(facets.sources), list(facets.doc_types)
+# The control's URL value is its label ("Keyword"); a link written by hand says ?mode=keyword: accept both.
+url_mode = str(st.query_params.get("mode", "")).lower()
+if url_mode in MODES and st.query_params.get("mode") != url_mode.capitalize():
+    st.session_state["mode"] = url_mode
 with st.container(horizontal=True, vertical_alignment="bottom", gap="medium"):
     mode = st.segmented_control("Mode", MODES, default="hybrid", key="mode", required=True, bind="query-params",
                                 format_func=str.capitalize,
