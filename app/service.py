@@ -199,7 +199,10 @@ class Service:
         try:
             result = work(notify)
         except Exception:  # the future holds the error for the job's page; what was stored before it stays
-            log.exception("%s of %s failed", job.kind, job.label)
+            if job.cancel.is_set():
+                log.info("%s of %s cancelled", job.kind, job.label)
+            else:
+                log.exception("%s of %s failed", job.kind, job.label)
             raise
         job.fraction = 1.0
         return result
@@ -217,10 +220,11 @@ class Service:
 
         return work
 
-    def cancel(self) -> bool:
-        """Ask the running ingest to stop: files done stay, the one in progress is rolled back (False: none)."""
-        job = self.busy
-        if job is None or job.kind != "ingest":
+    def cancel(self, kind: str = "ingest") -> bool:
+        """Ask the running ingest (or ``kind="reindex"``: the reindex) to stop: what is done stays, the file in
+        progress is rolled back; a cancelled reindex leaves the serving index as it was (False: none running)."""
+        job = self.reindexing if kind == "reindex" else self.busy
+        if job is None or job.kind != kind:
             return False
         job.cancel.set()
         job.message = "cancelling"
@@ -263,9 +267,10 @@ class Service:
 
         return self.run("delete", f"{len(doc_ids)} documents", work)
 
-    def _reindex_work(self, force: bool, model: str | None) -> Callable[[Progress], IngestReport]:
+    def _reindex_work(self, force: bool, model: str | None, cancel: threading.Event | None = None
+                      ) -> Callable[[Progress], IngestReport]:
         def work(notify: Progress) -> IngestReport:
-            report = self.pipeline.reindex(notify, force=force, model=model)
+            report = self.pipeline.reindex(notify, force=force, model=model, cancel=cancel)
             if report.files:
                 self._save_report(report, "re-index of all documents")
             return report
@@ -278,7 +283,8 @@ class Service:
 
     def start_reindex(self, force: bool = False, model: str | None = None) -> Job:
         """Re-index in the background (with ``model``: that model, e.g. a previous version for a rollback)."""
-        return self.start("reindex", "all documents", self._reindex_work(force, model))
+        cancel = threading.Event()
+        return self.start("reindex", "all documents", self._reindex_work(force, model, cancel), cancel)
 
     # --- the last ingest report (survives restarts) ----------------------------------------------------------------
     def _load_report(self) -> dict | None:

@@ -1,5 +1,5 @@
 """``python -m indexer ingest|search|similar|documents|delete|stats|reindex|gc`` (exit 0 ok, 1 some files failed or
-nothing matched, 2 usage or store error)."""
+nothing matched, 2 usage or store error, 130 cancelled by Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 
 from .diskspace import describe, disk_error
-from .pipeline import IndexerError, Pipeline, ProgressEvent, SearchFilters, StoreError
+from .pipeline import IndexerError, Pipeline, ProgressEvent, ReindexCancelled, SearchFilters, StoreError
 from .search import MAX_K
 from .settings import IndexerSettings
 from .store.base import MODES
@@ -145,8 +145,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         filters = None
         if args.command == "search":
             filters = SearchFilters(tuple(args.source), tuple(args.doc_types), args.ingested_from, args.ingested_to)
-        args.cancel = threading.Event()  # ingest: the first Ctrl-C cancels (also while the model loads)
-        guard = _cancel_on_ctrl_c(args.cancel) if args.command == "ingest" else contextlib.nullcontext()
+        args.cancel = threading.Event()  # ingest, reindex: the first Ctrl-C cancels (also while the model loads)
+        cancellable = args.command in ("ingest", "reindex")
+        guard = _cancel_on_ctrl_c(args.cancel) if cancellable else contextlib.nullcontext()
         with guard, Pipeline(settings) as pipeline:
             return _dispatch(pipeline, args, filters)
     except (StoreError, IndexerError) as exc:
@@ -239,7 +240,10 @@ def _dispatch(pipeline: Pipeline, args, filters) -> int:
     if args.command == "reindex":
         bar, progress = _bar(not args.json and sys.stderr.isatty())
         try:
-            report = pipeline.reindex(progress=progress, force=args.force, model=args.model)
+            report = pipeline.reindex(progress=progress, force=args.force, model=args.model, cancel=args.cancel)
+        except ReindexCancelled as exc:
+            print(f"cancelled: {exc}", file=sys.stderr)
+            return CANCELLED
         finally:
             if bar is not None:
                 bar.close()

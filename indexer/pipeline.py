@@ -38,6 +38,7 @@ from .reindex import (
     CollectionInfo,
     GcReport,
     Rebuild,
+    ReindexCancelled,
     describe,
     keep_after_switch,
     read_meta,
@@ -68,7 +69,8 @@ from .workers import WorkersUnavailable
 from .writer import DocumentWriter
 
 __all__ = ["CollectionInfo", "DocumentFile", "DocumentInfo", "Facets", "FileStatus", "GcReport", "Hit",
-           "IndexerError", "IngestReport", "ModelInfo", "Pipeline", "ProgressEvent", "RoutingView", "SearchFilters",
+           "IndexerError", "IngestReport", "ModelInfo", "Pipeline", "ProgressEvent", "ReindexCancelled", "RoutingView",
+           "SearchFilters",
            "SimilarDocument", "Source", "Stats", "StoreError", "StoreLockedError"]
 log = logging.getLogger(__name__)
 Progress = Callable[[ProgressEvent], None]
@@ -364,22 +366,24 @@ class Pipeline:
 
     # --- reindex -------------------------------------------------------------------------------------------
     def reindex(self, progress: Progress | None = None, force: bool = False,
-                model: str | os.PathLike | None = None) -> IngestReport:
+                model: str | os.PathLike | None = None, *, cancel: threading.Event | None = None) -> IngestReport:
         """Re-embed every document with the configured model (or ``model``: a folder, a published NAME or
         NAME@VERSION, e.g. a previous version for a rollback) into a new collection, then switch to it in one step.
 
         Searches keep using the old collection with the old model until then; ingest and delete go on meanwhile
         and are carried over by the catch-up passes, the last one under the write lock (``reindex.Rebuild``).
         A killed reindex resumes where it stopped; the previous collection is kept for a rollback when its model
-        is a published version (``gc`` drops it)."""
+        is a published version (``gc`` drops it).  ``cancel`` stops it after the document in progress
+        (``ReindexCancelled``): the serving index is unchanged and the next reindex continues the half-built one."""
         if not self._reindexing.acquire(blocking=False):
             raise IndexerError("a reindex is already running; wait for it to finish")
         try:
-            return self._reindex(progress, force, model)
+            return self._reindex(progress, force, model, cancel)
         finally:
             self._reindexing.release()
 
-    def _reindex(self, progress: Progress | None, force: bool, model) -> IngestReport:
+    def _reindex(self, progress: Progress | None, force: bool, model, cancel: threading.Event | None
+                 ) -> IngestReport:
         t0 = time.perf_counter()
         if model is None:
             self._models.poll(force=True)
@@ -394,11 +398,14 @@ class Pipeline:
                     self._models.follow(embedder)
                 return IngestReport((), 0.0)
             new = self._building(target, old.collection.name, fresh=force)
+        log.info("reindex: building %s with %s", new.name, target.model_label)
         encoders = Encoders(embedder, target)
-        rebuild = Rebuild(old.collection, new, encoders, lambda writer: self._loop(writer, progress))
+        rebuild = Rebuild(old.collection, new, encoders, lambda writer: self._loop(writer, progress, cancel=cancel),
+                          cancel)
         try:
             rebuild.catch_up()  # without the write lock: ingest and delete go on in the serving index
             self._maybe_optimize(new, progress or (lambda _e: None))
+            rebuild.check_cancelled()
             with self._write:
                 statuses = rebuild.finish()
                 new.upsert([PointRecord(META_ID, target.to_payload(READY))])
@@ -409,6 +416,8 @@ class Pipeline:
                 if not keep_after_switch(old.spec):
                     self.root.drop(old.collection.name)
                 self._catalog.changed()
+        except ReindexCancelled:
+            raise  # the half-built collection stays for the next reindex (it is labelled building)
         except BaseException:
             if self.root.active() != new.name:
                 self.root.drop(new.name)

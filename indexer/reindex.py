@@ -16,11 +16,16 @@ killed (the half-built collection is kept and found again by its name) and makes
 collection, kept after a switch, is brought up to date instead of being rebuilt.
 
 Collections are labelled by their metadata point: ``building`` until the last pass is done, ``ready`` after.
+
+Cancelling (``cancel``, an Event: the app's Cancel button, Ctrl-C in the CLI) stops the pass after the document in
+progress, which is rolled back like a cancelled ingest; the half-built collection is kept (``building``) and the
+next reindex with the same model continues from it; the serving index is untouched.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -36,6 +41,11 @@ from .store.base import Collection, Match, Root, StoreError, scroll_all
 from .writer import DocumentWriter
 
 log = logging.getLogger(__name__)
+
+
+class ReindexCancelled(IndexerError):
+    """The reindex was cancelled: the serving index is unchanged, what was rebuilt is kept for the next reindex."""
+
 BUILDING, READY = "building", "ready"  # a collection's state in its metadata point
 CATCH_UP_PASSES = 3  # passes without the write lock before the last one under it
 
@@ -122,8 +132,9 @@ class Rebuild:
     that writes into ``new`` with the new model."""
 
     def __init__(self, old: Collection, new: Collection, encoders: Encoders, loop: Callable[[DocumentWriter],
-                 IngestLoop]):
+                 IngestLoop], cancel: threading.Event | None = None):
         self.old, self.new = old, new
+        self.cancel = cancel or threading.Event()
         self.writer = DocumentWriter(new, encoders, None)  # None: kept copies belong to the documents, not to us
         self._loop = loop
         self.statuses: dict[str, FileStatus] = {}  # doc_id -> its latest status in this reindex
@@ -136,9 +147,16 @@ class Rebuild:
         add = [rec for d, rec in have.items() if d not in built or d in gone]
         return have, add, remove
 
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            have = sum(1 for _ in scroll_all(self.new, DOC_RECORDS))
+            raise ReindexCancelled(f"reindex cancelled: the index is unchanged; {have} document(s) rebuilt so far "
+                                   "are kept, and the next reindex with this model continues from them")
+
     def run_pass(self) -> tuple[int, list[FileStatus]]:
         """One pass: remove what the old collection lost, rebuild what it has and the new one lacks.  Returns the
         number of changes and this pass's failures."""
+        self.check_cancelled()
         _, add, remove = self._plan()
         for doc_id in remove:
             self.writer.delete(doc_id)
@@ -150,6 +168,7 @@ class Rebuild:
             statuses, store_error = loop.run(sources, ReadAhead(loop, sources))
             if store_error is not None:
                 raise IndexerError(f"reindex stopped, the index is unchanged: the store failed ({store_error})")
+            self.check_cancelled()  # the loop stopped after the document in progress
             for source, status in zip(sources, statuses, strict=True):
                 self.statuses[source.stored.record["doc_id"]] = status
                 if status.status == "failed":

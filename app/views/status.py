@@ -58,11 +58,18 @@ def lifecycle() -> None:
     if running is not None:
         st.progress(running.fraction, text=md_escape(f"Re-indexing: {running.message}. Searches keep using "
                                                      f"{stats.serving_model} until the new index is complete."))
+        if signed_in():
+            st.button("Cancel the re-index", key="cancel-reindex", icon=":material/cancel:",
+                      disabled=running.cancel.is_set(), on_click=service.cancel, args=("reindex",),
+                      help="Stops after the document in progress. The index in service is unchanged; what was "
+                           "rebuilt is kept, and the next re-index with this model continues from it.")
     elif job is not None and job.finished and state.get("reindex_shown") is not job:
         state["reindex_shown"] = job
         st.rerun(scope="app")  # the switch happened: redraw the whole page with the new model
     elif job is not None and job.finished:
-        if job.error:
+        if job.error and job.cancel.is_set():
+            st.info(f"The re-index was cancelled: {md_escape(job.error)}.")
+        elif job.error:
             st.error(f"The re-index stopped: {md_escape(job.error)}. The index is unchanged.")
         else:
             st.success(f"Switched: queries are now served by {stats.serving_model} "

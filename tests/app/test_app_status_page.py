@@ -112,3 +112,33 @@ def test_status_shows_a_new_version_and_the_admin_switches_and_rolls_back(app_en
     at.run()
     assert metrics()["Serving queries"] == f"tiny@{a.version}" == metrics()["Current model"]
     assert resolve(root) == a  # the rollback moved the name's pointer back
+
+
+def test_the_admin_cancels_a_reindex_and_the_index_stays(app_env, monkeypatch, tiny_model_dir, admin_hash, tmp_path):
+    from app_helpers import sign_in
+    from app_models import WITH_ONNX, retrained
+
+    from app.auth import ENV_VAR
+    from embedder.registry import publish
+
+    root = tmp_path / "models" / "tiny"
+    a = publish(tiny_model_dir, root, ignore=WITH_ONNX)
+    for name, value in {"MOESEARCH_MODEL": str(root), "MOESEARCH_MODEL_POLL_SECONDS": "0", ENV_VAR: admin_hash}.items():
+        monkeypatch.setenv(name, value)
+    service = get_service()
+    service.ingest_sample()
+    publish(retrained(tiny_model_dir, tmp_path / "b"), root, ignore=WITH_ONNX)
+    at = sign_in(open_page("views/ingest.py"))
+    at.switch_page("views/status.py").run()
+    with service.pipeline._write:  # an ingest holds the write lock: the reindex waits at its start
+        at.button(key="reindex-new").click().run()
+        job = at.session_state["reindex_job"]
+        assert not job.finished and not at.exception
+        at.button(key="cancel-reindex").click().run()
+        assert job.cancel.is_set() and at.button(key="cancel-reindex").disabled
+    assert job.wait(60) and "reindex cancelled: the index is unchanged" in job.error
+    at.run()
+    assert not at.exception and "The re-index was cancelled" in texts(at.info)
+    assert {m.label: m.value for m in at.metric}["Serving queries"] == f"tiny@{a.version}"
+    hits, _ = service.search("the people", k=3, mode="hybrid")
+    assert hits

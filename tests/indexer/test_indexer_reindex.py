@@ -138,3 +138,70 @@ def test_leftovers_of_an_interrupted_reindex_are_dropped_on_open(make_settings, 
         assert "moesearch-half-built" in p.root.collections()
     with Pipeline(make_settings(), embedder=tiny_embedder) as p:
         assert p.root.collections() == [active]
+
+
+def test_cancelled_reindex_keeps_the_serving_index_and_resumes(make_settings, tiny_embedder, tiny_model_dir,
+                                                                tmp_path, docs):
+    from embedder.runtime import Embedder
+    from indexer.pipeline import ReindexCancelled
+
+    with Pipeline(make_settings(), embedder=tiny_embedder) as p:
+        p.ingest([docs])
+        before, old_collection = _snapshot(p), p.stats().collection
+    v2 = _model_copy(tiny_model_dir, tmp_path / "tiny-v2", "tiny-v2")
+    with Pipeline(make_settings(model_dir=v2), embedder=Embedder(v2, device="cpu")) as p:
+        cancel, done = threading.Event(), []
+
+        def progress(event):  # the admin presses Cancel while the second document is being rebuilt
+            if event.stage == "done":
+                done.append(event.source)
+            if len(done) == 1 and event.stage != "done":
+                cancel.set()
+
+        with pytest.raises(ReindexCancelled, match="index is unchanged; 1 document"):
+            p.reindex(progress=progress, cancel=cancel)
+        stats = p.stats()
+        assert stats.collection == old_collection and stats.reindex_needed  # the old index still serves
+        assert _snapshot(p) == before and p.search("marmot", mode="keyword")
+        building = [c for c in p.collections() if c.name != old_collection]
+        assert [(c.state, c.documents) for c in building] == [("building", 1)]  # kept for the next reindex
+        report = p.reindex()
+        assert report.ok == 3 and report.duplicates == 1 and report.all_ok  # it continued: one was already there
+        assert p.stats().model_id == "tiny-v2" and _snapshot(p) == before
+
+
+def test_ctrl_c_in_the_cli_cancels_a_reindex(tmp_path, tiny_model_dir):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(60):
+        (folder / f"n{i:02}.txt").write_text(sentences(60, i, f"topic{i}"))
+    env = {**os.environ, "MOESEARCH_MODEL": str(tiny_model_dir), "MOESEARCH_DATA_DIR": str(tmp_path / "data"),
+           "MOESEARCH_DEVICE": "cpu", "MOESEARCH_CHUNK_TOKENS": "48", "MOESEARCH_CHUNK_OVERLAP": "8",
+           "MOESEARCH_BATCH_SIZE": "2", "MOESEARCH_HNSW_THRESHOLD": "0"}
+
+    def cli(*args):
+        out = subprocess.run([sys.executable, "-m", "indexer", *args], env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout) if "--json" in args else out.stdout
+
+    cli("ingest", str(folder), "--json")
+    before = cli("stats", "--json")
+    proc = subprocess.Popen([sys.executable, "-m", "indexer", "-v", "reindex", "--force"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait until it is rebuilding
+        if "reindex: building" in line:
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "cancelled: reindex cancelled: the index is unchanged" in err and "Traceback" not in err
+    after = cli("stats", "--json")
+    assert after["collection"] == before["collection"] and after["documents"] == before["documents"] == 60
