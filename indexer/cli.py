@@ -148,7 +148,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         args.cancel = threading.Event()  # ingest, reindex: the first Ctrl-C cancels (also while the model loads)
         cancellable = args.command in ("ingest", "reindex")
         guard = _cancel_on_ctrl_c(args.cancel) if cancellable else contextlib.nullcontext()
-        with guard, Pipeline(settings) as pipeline:
+        reads = args.command in ("search", "similar", "stats", "documents")
+        with guard, Pipeline(settings, read_only=reads) as pipeline:
+            if pipeline.read_only:
+                print(f"note: the data folder's disk is read-only or full: reading a copy of the index "
+                      f"({pipeline.root.location})", file=sys.stderr)
             return _dispatch(pipeline, args, filters)
     except (StoreError, IndexerError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -85,9 +85,13 @@ class _Active:
 
 
 class Pipeline:
-    def __init__(self, settings: IndexerSettings | None = None, *, embedder=None, root: Root | None = None):
+    def __init__(self, settings: IndexerSettings | None = None, *, embedder=None, root: Root | None = None,
+                 read_only: bool = False):
+        """``read_only``: for a caller that only reads (search, listings); if the embedded store's disk is
+        read-only or full, it is read from a private copy and every write is refused (``self.read_only``)."""
         self.settings = settings or IndexerSettings.from_env()
-        self.root = root if root is not None else open_root(self.settings)
+        self.root = root if root is not None else open_root(self.settings, read_only=read_only)
+        self.read_only = bool(getattr(self.root, "read_only", False))
         self._write = threading.RLock()  # the one write lock: one ingest / delete / reindex at a time
         self._swap = RWLock()  # readers: searches; writer: switching the active collection, close
         self._closed = False
@@ -192,6 +196,11 @@ class Pipeline:
                                f"loaded; run `python -m indexer reindex` to rebuild it with {self.target.model_id!r}")
         return active.encoders
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise IndexerError(f"the index is open read-only ({self.root.location}): its disk is read-only or full, "
+                               "so it can be searched but not changed")
+
     # --- ingest ----------------------------------------------------------------------------------------
     def ingest(self, items: Iterable[str | os.PathLike | Source] | str | os.PathLike | Source,
                progress: Progress | None = None, workers: int = 1, *, cancel: threading.Event | None = None,
@@ -202,6 +211,7 @@ class Pipeline:
         ``cancel`` stops the run: files done stay, the one in progress is rolled back, the rest are reported
         "not attempted".  ``replace``: an upload under a name already indexed replaces that document (default:
         both are kept, the new one as ``name (2).ext``)."""
+        self._writable()
         if isinstance(items, str | os.PathLike | Source):
             items = [items]
         if workers < 1:
@@ -305,6 +315,7 @@ class Pipeline:
 
     def delete(self, target: str) -> list[str]:
         """Delete documents by doc_id, path or file name; returns the doc_ids removed ([] if none matched)."""
+        self._writable()
         with self._write:
             active = self._current()
             writer = DocumentWriter(active.collection, active.encoders, self.files)
@@ -375,6 +386,7 @@ class Pipeline:
         A killed reindex resumes where it stopped; the previous collection is kept for a rollback when its model
         is a published version (``gc`` drops it).  ``cancel`` stops it after the document in progress
         (``ReindexCancelled``): the serving index is unchanged and the next reindex continues the half-built one."""
+        self._writable()
         if not self._reindexing.acquire(blocking=False):
             raise IndexerError("a reindex is already running; wait for it to finish")
         try:
@@ -450,6 +462,7 @@ class Pipeline:
         """Drop every collection but the active one (previous indexes, unfinished reindexes); with ``models`` also
         the published model versions no remaining index uses (never a name's ``current``).  ``dry_run``: only say
         what would go."""
+        self._writable()
         with self._write:
             if self._reindexing.locked():
                 raise IndexerError("a reindex is running; run gc after it")

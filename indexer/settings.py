@@ -11,6 +11,7 @@ variable and what it allows, e.g. ``MOESEARCH_DEVICE must be one of ('auto', 'cp
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -97,6 +98,8 @@ class IndexerSettings(BaseSettings):
     max_chunks: int = env(20_000, "MOESEARCH_MAX_CHUNKS", "chunks of one file (~20 min to embed on 2 cores)", gt=0)
     disk_reserve_mb: float = env(256.0, "MOESEARCH_DISK_RESERVE_MB", "free disk space an ingest leaves untouched",
                                  ge=0)
+    scratch_dir: Path = env(Path(tempfile.gettempdir()), "MOESEARCH_SCRATCH_DIR", "where search, stats and "
+                            "documents copy an embedded index whose disk is read-only or full, to read it there")
     ingest_roots: str = env("", "MOESEARCH_INGEST_ROOTS", "app: server folders an admin may ingest (separated by "
                             "os.pathsep; empty: none)")
 

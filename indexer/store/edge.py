@@ -250,9 +250,12 @@ def _room_to_open(folder: Path) -> None:
 class EdgeRoot:
     kind = "edge"
 
+    read_only = False  # True: a private copy of a store that cannot be opened in place (edge_copy.py)
+
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.location = str(self.folder)
+        self._copy_of: Path | None = None
         self._lock = FolderLock(self.folder)
         try:
             (self.folder / "collections").mkdir(exist_ok=True)
@@ -357,8 +360,27 @@ class EdgeRoot:
             self._close_one(name)
             shutil.rmtree(self._dir(name), ignore_errors=True)
 
+    @classmethod
+    def read_only_copy(cls, folder: str | os.PathLike, scratch: str | os.PathLike) -> EdgeRoot:
+        """A root over a private copy of ``folder`` (in ``scratch``) for commands that only read; writes are
+        refused by the pipeline (``read_only``), the copy is deleted on close."""
+        from . import edge_copy
+
+        dst = edge_copy.copy_store(Path(folder), Path(scratch))
+        try:
+            root = cls(dst)
+        except BaseException:
+            edge_copy.remove_copy(dst)
+            raise
+        root.read_only, root._copy_of, root.location = True, Path(folder), f"{folder} (read-only copy in {dst})"
+        return root
+
     def close(self) -> None:
         with self._mutex:
             for name in list(self._open):
                 self._close_one(name)
         self._lock.release()
+        if self._copy_of is not None:
+            from . import edge_copy
+
+            edge_copy.remove_copy(self.folder)
