@@ -12,9 +12,11 @@ the parent, and the same code runs on Linux, macOS and Windows.  Never imports t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -81,8 +83,24 @@ def _exit_with(parent) -> None:
     os._exit(1)
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while workers are spawned: an ignored signal stays ignored across exec, so a Ctrl-C (sent by
+    the terminal to the whole process group) reaches only the parent, which cancels the run and closes the pool;
+    a handler installed later in the worker would leave a window while it imports."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _init(spec: WorkerSpec) -> None:
     global _EMBEDDER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it cancels the run, then closes the pool
     # A pool worker holds both ends of its task queue, so it never sees a killed parent by itself: watch for it,
     # or a SIGKILLed ingest would leave its workers (and their models) running.
     parent = multiprocessing.parent_process()
@@ -120,10 +138,13 @@ class EmbedPool:
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_init, initargs=(self.spec,))
-        try:  # one round trip: the model loads in a worker (a broken folder fails here, not per file)
-            executor.submit(_ready).result(timeout=self.start_timeout)
+        with _sigint_ignored():  # every worker is spawned now, ignoring Ctrl-C from its first instruction
+            executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_init, initargs=(self.spec,))
+            ready = [executor.submit(_ready) for _ in range(self.workers)]
+        try:  # a round trip: the model loads in the workers (a broken folder fails here, not per file)
+            for future in ready:
+                future.result(timeout=self.start_timeout)
         except (BrokenProcessPool, FutureTimeout, OSError) as exc:
             executor.shutdown(wait=False, cancel_futures=True)
             raise WorkersUnavailable(f"embedding workers could not start ({type(exc).__name__}: {exc}); see the "
