@@ -259,6 +259,8 @@ def main() -> None:
     seeds = seed_vectors()  # embedded once, before any timing
     print(f"scale: {n} points, {seeds.shape[1]}-d, {len(seeds)} real seed embeddings, modes {args.modes}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="moesearch-scale-", dir=args.dir) as work:
         rows = {mode: run_mode(mode, n, Path(work)) for mode in args.modes}
     keys = ("upsert_pts_s", "build_s", "search_p95_during_build_ms", "dense_p50_ms", "dense_p95_ms", "hybrid_p50_ms",
