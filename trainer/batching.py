@@ -43,6 +43,12 @@ class Batch:
                      self.sources[lo:hi], self.task)
 
 
+def side_experts(model_tasks: tuple[str, ...], task: str) -> tuple[str | None, str | None]:
+    """The task experts that embed the query and the document side of a record of task ``task`` (a model with
+    task experts), or (None, None) for a model without them."""
+    return SIDE_TASKS[task] if model_tasks else (None, None)
+
+
 def prefixes(settings: EmbeddingSettings, task: str, enabled: bool) -> tuple[str, str]:
     if not enabled:
         return "", ""

@@ -14,7 +14,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from .batching import prefixes
+from .batching import prefixes, side_experts
 from .config import FilterConfig
 from .data import Pair
 from .encode import TextEncoder
@@ -46,10 +46,11 @@ def filter_source(records: list[Pair], teacher: TextEncoder, cfg: FilterConfig, 
     m = min(cfg.pool_size - 1, len(docs))
     pool_ids = torch.as_tensor(np.sort(rng.choice(len(docs), size=m, replace=False)))  # (M,)
     qp, dp = prefixes(teacher.settings, records[0].task, True)
+    qt, dt = side_experts(teacher.tasks, records[0].task)  # a task-expert teacher: the experts it was trained with
     q = teacher.embed([r.query for r in records], max_length=cfg.max_length, batch_size=cfg.batch_size,
-                      prefix=qp, desc=f"filter {name} queries", progress=progress)  # (N, D)
+                      prefix=qp, desc=f"filter {name} queries", progress=progress, task=qt)  # (N, D)
     d = teacher.embed(docs, max_length=cfg.max_length, batch_size=cfg.batch_size, prefix=dp,
-                      desc=f"filter {name} docs", progress=progress)  # (U, D)
+                      desc=f"filter {name} docs", progress=progress, task=dt)  # (U, D)
     own = torch.tensor([doc_id[r.pos] for r in records])  # (N,)
     same = own[:, None] == pool_ids[None, :]  # (N, M)
     ranks = ranks_in_pool(q, d[own], d[pool_ids], same)  # (N,)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .batching import prefixes
+from .batching import prefixes, side_experts
 from .config import MineConfig
 from .data import Pair, doc_text
 from .encode import TextEncoder
@@ -66,10 +66,11 @@ def mine_source(records: list[Pair], retriever: TextEncoder, cfg: MineConfig, ex
     docs = sorted({r.pos for r in records} | set(extra_docs))
     index = {t: i for i, t in enumerate(docs)}
     qp, dp = prefixes(retriever.settings, records[0].task, True)
+    qt, dt = side_experts(retriever.tasks, records[0].task)  # a task-expert retriever: the experts it was trained with
     q = retriever.embed([r.query for r in records], max_length=cfg.max_length, batch_size=cfg.batch_size,
-                        prefix=qp, desc=f"mine {name} queries", progress=progress)  # (N, D)
+                        prefix=qp, desc=f"mine {name} queries", progress=progress, task=qt)  # (N, D)
     d = retriever.embed(docs, max_length=cfg.max_length, batch_size=cfg.batch_size, prefix=dp,
-                        desc=f"mine {name} docs", progress=progress)  # (U, D)
+                        desc=f"mine {name} docs", progress=progress, task=dt)  # (U, D)
     # positives of the same query text count as positives (a query may have several judged documents)
     pos_of: dict[str, set[int]] = defaultdict(set)
     for r in records:

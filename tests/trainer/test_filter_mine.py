@@ -64,3 +64,24 @@ def test_mine_respects_the_guard_and_keeps_given_negatives(tiny_model_dir):
     assert rep["s"]["guard_dropped"] > report["s"]["guard_dropped"]
     untouched, rep2 = mine(pairs, enc, MineConfig(sources=("other",)), progress=False)
     assert untouched == pairs and rep2 == {}
+
+
+def test_a_task_expert_model_filters_and_mines_with_its_query_and_document_experts(tiny_task_model_dir):
+    from trainer.batching import prefixes, side_experts
+
+    pairs = synthetic_pairs(30, seed=5, sources=("s",))
+    enc = TextEncoder.load(tiny_task_model_dir)
+    assert side_experts(enc.tasks, "retrieval") == ("search_query", "search_document")
+    kept, report = consistency_filter(pairs, enc, FilterConfig(pool_size=31, top_k=5, max_length=32), 0,
+                                      progress=False)
+    assert report["s"]["pairs"] == 30 and kept
+    cfg = MineConfig(candidates=10, num_negs=3, max_length=32, margin=1.0)
+    out, report = mine(pairs, enc, cfg, progress=False)
+    qp, dp = prefixes(enc.settings, "retrieval", True)
+    q = enc.embed([r.query for r in out], max_length=32, prefix=qp, progress=False, task="search_query")
+    p = enc.embed([r.pos for r in out], max_length=32, prefix=dp, progress=False, task="search_document")
+    for i, r in enumerate(out):  # the guard was applied in the experts' space: a negative is never above the margin
+        if r.negs:
+            s = enc.embed(list(r.negs), max_length=32, prefix=dp, progress=False, task="search_document") @ q[i]
+            assert (s <= cfg.margin * float(q[i] @ p[i]) + 1e-5).all()
+    assert sum(len(r.negs) == 3 for r in out) >= 5
