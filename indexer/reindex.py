@@ -41,13 +41,12 @@ from .store.base import Collection, Match, Root, StoreError, scroll_all
 from .writer import DocumentWriter
 
 log = logging.getLogger(__name__)
+BUILDING, READY = "building", "ready"  # a collection's state in its metadata point
+CATCH_UP_PASSES = 3  # passes without the write lock before the last one under it
 
 
 class ReindexCancelled(IndexerError):
     """The reindex was cancelled: the serving index is unchanged, what was rebuilt is kept for the next reindex."""
-
-BUILDING, READY = "building", "ready"  # a collection's state in its metadata point
-CATCH_UP_PASSES = 3  # passes without the write lock before the last one under it
 
 
 def stored_pages(collection: Collection, doc_id: str) -> list[tuple[int, str]]:

@@ -40,8 +40,9 @@ def _blocked_by_disk(exc: BaseException) -> bool:
     """True if only the disk (read-only, full) keeps the store from opening in place (not a lock, not a bug)."""
     from indexer.diskspace import disk_error
 
+    from .edge import NoRoomToOpen
+
     if isinstance(exc, StoreLockedError):
         return False
     disk = disk_error(exc)
-    return (disk is not None and disk.errno in (errno.EROFS, errno.ENOSPC)) or \
-        "not enough free disk space to open" in str(exc)
+    return isinstance(exc, NoRoomToOpen) or (disk is not None and disk.errno in (errno.EROFS, errno.ENOSPC))

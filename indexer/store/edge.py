@@ -233,6 +233,10 @@ class EdgeCollection:
 OPEN_MARGIN = 32 << 20  # bytes free beyond the sparse holes before an embedded index is opened
 
 
+class NoRoomToOpen(StoreError):
+    """Too little free disk to open the embedded index safely (its sparse files may fill: SIGBUS)."""
+
+
 def _room_to_open(folder: Path) -> None:
     """Opening a shard fills some of its sparse, memory-mapped files (measured: `stats` alone took an index from
     20 MB to 101 MB on disk); on a full disk that is a SIGBUS, not an error.  So refuse with one line first."""
@@ -242,7 +246,7 @@ def _room_to_open(folder: Path) -> None:
 
     free, sparse = shutil.disk_usage(folder).free, holes(folder)
     if free < sparse + OPEN_MARGIN:
-        raise StoreError(f"not enough free disk space to open the index at {folder} safely: {free / 2**20:.0f} MB "
+        raise NoRoomToOpen(f"not enough free disk space to open the index at {folder} safely: {free / 2**20:.0f} MB "
                          f"free, it needs {(sparse + OPEN_MARGIN) / 2**20:.0f} MB (its memory-mapped files reserve "
                          f"{sparse / 2**20:.0f} MB not yet written); free some space and try again")
 

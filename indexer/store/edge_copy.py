@@ -24,29 +24,19 @@ log = logging.getLogger(__name__)
 COPY_MARGIN = 64 << 20  # bytes left free in the scratch folder beyond the copy and its sparse holes
 
 
-def allocated_and_holes(folder: Path) -> tuple[int, int]:
-    """Bytes on disk and bytes of sparse holes under ``folder``."""
-    on_disk = apparent = 0
-    for path in folder.rglob("*"):
-        try:
-            st = path.lstat()
-        except OSError:
-            continue
-        if path.is_file():
-            on_disk += st.st_blocks * 512
-            apparent += st.st_size
-    return on_disk, max(0, apparent - on_disk)
+def file_bytes(folder: Path) -> int:
+    """The files' full size under ``folder``: what a sparse copy takes once opening fills its holes."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def copy_store(folder: Path, scratch: Path) -> Path:
     """Copy ``folder`` (sparse files kept sparse) into a new folder under ``scratch``; returns the copy."""
     scratch.mkdir(parents=True, exist_ok=True)
-    on_disk, sparse = allocated_and_holes(folder)
-    free = shutil.disk_usage(scratch).free
-    if free < on_disk + sparse + COPY_MARGIN:
+    need, free = file_bytes(folder) + COPY_MARGIN, shutil.disk_usage(scratch).free
+    if free < need:
         raise StoreError(f"cannot search the index at {folder} from a copy either: the scratch folder {scratch} "
                          f"(MOESEARCH_SCRATCH_DIR) has {free / 2**20:.0f} MB free, the copy needs "
-                         f"{(on_disk + sparse + COPY_MARGIN) / 2**20:.0f} MB")
+                         f"{need / 2**20:.0f} MB")
     dst = Path(tempfile.mkdtemp(prefix="moesearch-readonly-", dir=scratch)) / "qdrant"
     got = subprocess.run(["cp", "-r", "--sparse=always", "--no-preserve=mode,ownership", str(folder), str(dst)],
                          capture_output=True, text=True)
@@ -55,8 +45,7 @@ def copy_store(folder: Path, scratch: Path) -> Path:
         raise StoreError(f"cannot copy the index at {folder} into {scratch}: {got.stderr.strip()}")
     for name in (LOCK_FILE, OWNER_FILE):
         (dst / name).unlink(missing_ok=True)
-    log.info("the index at %s cannot be opened in place: searching a copy in %s (%.0f MB)", folder, dst,
-             on_disk / 2**20)
+    log.info("the index at %s cannot be opened in place: searching a copy in %s", folder, dst)
     return dst
 
 
