@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .children import ignore_sigint, sigint_ignored, watch_parent
 from .chunking import Chunk, iter_chunks
 from .loaders.base import Extracted, ExtractError, Limits
 
@@ -104,17 +105,10 @@ def read_and_chunk(data: bytes, name: str, caps: FileCaps, plan: ChunkPlan, toke
 
 
 # --- the reader process ------------------------------------------------------------------------------------------
-def _exit_with_parent() -> None:
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        parent.join()
-        os._exit(1)
-
-
 def _serve(conn) -> None:
     """The reader's loop: one request at a time, answered with progress messages and one outcome."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it cancels, then kills us)
-    threading.Thread(target=_exit_with_parent, name="moesearch-parent-watch", daemon=True).start()
+    ignore_sigint()
+    watch_parent()
     from tokenizers import Tokenizer
 
     tokenizers: dict[str, Tokenizer] = {}
@@ -197,7 +191,8 @@ class Reader:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe(duplex=True)
         proc = ctx.Process(target=_serve, args=(child,), name="moesearch-reader", daemon=True)
-        proc.start()
+        with sigint_ignored():  # a Ctrl-C while the reader imports is the parent's, not a traceback of the child
+            proc.start()
         child.close()
         self._proc, self._conn = proc, parent
         self.started += 1

@@ -12,12 +12,9 @@ the parent, and the same code runs on Linux, macOS and Windows.  Never imports t
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
-import signal
-import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -26,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .children import ignore_sigint, sigint_ignored, watch_parent
 
 log = logging.getLogger(__name__)
 
@@ -78,34 +77,10 @@ class WorkerSpec:
                         max_length=self.max_length)
 
 
-def _exit_with(parent) -> None:
-    parent.join()  # returns once the parent process is gone (its end of the spawn pipe closed)
-    os._exit(1)
-
-
-@contextlib.contextmanager
-def _sigint_ignored():
-    """SIGINT ignored while workers are spawned: an ignored signal stays ignored across exec, so a Ctrl-C (sent by
-    the terminal to the whole process group) reaches only the parent, which cancels the run and closes the pool;
-    a handler installed later in the worker would leave a window while it imports."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _init(spec: WorkerSpec) -> None:
     global _EMBEDDER
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it cancels the run, then closes the pool
-    # A pool worker holds both ends of its task queue, so it never sees a killed parent by itself: watch for it,
-    # or a SIGKILLed ingest would leave its workers (and their models) running.
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(target=_exit_with, args=(parent,), name="moesearch-parent-watch", daemon=True).start()
+    ignore_sigint()
+    watch_parent()
     _EMBEDDER = spec.load()
 
 
@@ -138,7 +113,7 @@ class EmbedPool:
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        with _sigint_ignored():  # every worker is spawned now, ignoring Ctrl-C from its first instruction
+        with sigint_ignored():  # every worker is spawned now, ignoring Ctrl-C from its first instruction
             executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                            initializer=_init, initargs=(self.spec,))
             ready = [executor.submit(_ready) for _ in range(self.workers)]

@@ -138,7 +138,7 @@ def test_ctrl_c_in_the_cli_cancels_the_ingest(tmp_path, tiny_model_dir, workers)
     states = [f["status"] for f in report["files"]]
     assert "skipped" in states and all(f["reason"].startswith("not attempted") for f in report["files"]
                                        if f["status"] == "skipped")
-    assert "Traceback" not in err and "restarting the pool" not in err  # the workers leave Ctrl-C to the parent
+    assert "Traceback" not in err and "restarting the pool" not in err, err[-3000:]  # Ctrl-C is the parent's
     stats = subprocess.run([sys.executable, "-m", "indexer", "stats", "--json"], env=env, capture_output=True,
                            text=True, timeout=120)
     got = json.loads(stats.stdout)

@@ -1,0 +1,50 @@
+"""What every child process of the indexer shares: started with Ctrl-C ignored, and gone when its parent is.
+
+The indexer spawns two kinds of helper processes: embedding workers (``workers.py``) and the reader that extracts
+files under limits (``sandbox.py``).  A terminal sends Ctrl-C to the whole process group, so a child would get it
+too and print a ``KeyboardInterrupt`` traceback from wherever it was (often still importing); the parent is the
+one that cancels the run and stops its children.  An ignored signal stays ignored across ``exec``, and Python keeps
+an inherited ``SIG_IGN`` for SIGINT, so a child spawned inside ``sigint_ignored()`` ignores Ctrl-C from its first
+instruction; a handler installed by the child itself would leave a window while it imports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while the block spawns children (only the main thread may change signal handlers: elsewhere
+    the block runs unchanged, and the child's own ``ignore_sigint()`` covers it once it has imported)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def ignore_sigint() -> None:
+    """In a child: Ctrl-C is the parent's to handle (it cancels the run, then stops us)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _exit_with(parent) -> None:
+    parent.join()  # returns once the parent process is gone (its end of the spawn pipe closed)
+    os._exit(1)
+
+
+def watch_parent() -> None:
+    """In a child: exit as soon as the parent process is gone.  A pool worker or a reader holds both ends of its
+    pipe, so it never sees a killed parent by itself, and a SIGKILLed ingest would leave it running."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), name="moesearch-parent-watch", daemon=True).start()
