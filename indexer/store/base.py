@@ -229,15 +229,21 @@ class Root(Protocol):
     def close(self) -> None: ...
 
 
-def search_params(spec: QuerySpec, quantization: str, params_cls, quantization_cls):
+def search_params(spec: QuerySpec, quantization: str, params_cls, quantization_cls, prefetch: bool = False):
     """A query's search parameters, built with the client library's own classes (qdrant-edge's and qdrant-client's
     ``SearchParams`` / ``QuantizationSearchParams`` take the same fields): exact = float32 brute force; a quantized
-    collection's dense queries search the codes and rescore ``oversampling`` x the limit on the float32 originals."""
+    collection's dense queries search the codes and rescore ``oversampling`` x the limit on the float32 originals.
+
+    The dense ``prefetch`` of a fused (hybrid) query already fetches ``spec.prefetch`` (100) candidates for 10
+    results, and RRF uses only their ranks: it rescores exactly those (oversampling 1 unless the spec sets one).
+    Oversampling them too read 2x100 originals a query: at 1M int8 points hybrid p95 23.3 ms against 3.1 ms, with
+    the same top 10 as exact hybrid on 99.9% of the results (bench/scale.py measures both; skipping the rescoring
+    altogether is as fast but agrees on 94.6% only)."""
     if spec.exact:
         return params_cls(exact=True, quantization=quantization_cls(ignore=True))
     if quantization == "none" or spec.using != DENSE:
         return params_cls(hnsw_ef=spec.hnsw_ef) if spec.hnsw_ef else None
-    over = spec.oversampling or OVERSAMPLING[quantization]
+    over = spec.oversampling or (1.0 if prefetch else OVERSAMPLING[quantization])
     return params_cls(hnsw_ef=spec.hnsw_ef, quantization=quantization_cls(rescore=True, oversampling=over))
 
 

@@ -151,7 +151,8 @@ class EdgeCollection:
         return [Record.of(r) for r in found]
 
     def _params(self, spec: QuerySpec) -> qe.SearchParams | None:
-        return search_params(spec, self.quantization, qe.SearchParams, qe.QuantizationSearchParams)
+        return search_params(spec, self.quantization, qe.SearchParams, qe.QuantizationSearchParams,
+                             prefetch=spec.fused)
 
     def query(self, spec: QuerySpec) -> list[Record]:
         flt = edge_filter(spec.where)

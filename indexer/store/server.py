@@ -123,7 +123,7 @@ class ClientCollection:
 
     def _params(self, spec: QuerySpec) -> m.SearchParams | None:
         mode = self.quantization if self._server else "none"  # local mode: brute force, no codes
-        return search_params(spec, mode, m.SearchParams, m.QuantizationSearchParams)
+        return search_params(spec, mode, m.SearchParams, m.QuantizationSearchParams, prefetch=spec.fused)
 
     def query(self, spec: QuerySpec) -> list[Record]:
         flt = client_filter(spec.where)
