@@ -74,7 +74,7 @@ class WorkerSpec:
         from embedder.runtime import Embedder
 
         return Embedder(self.model_dir, device=self.device, dim=self.dim, variant=self.variant, threads=self.threads,
-                        max_length=self.max_length)
+                        max_length=self.max_length, spinning=True)  # a worker only embeds batches
 
 
 def _init(spec: WorkerSpec) -> None:

@@ -145,3 +145,15 @@ def test_golden_vectors_match_sentence_transformers(full_model_dir):
         got = emb.encode(texts).vectors  # no prefix: the base model was trained without one
         assert (got * ref).sum(1).min() >= bound, variant
     assert Embedder(full_model_dir).dims == (384, 256, 128, 64)
+
+
+def test_thread_spinning_is_off_unless_asked(tiny_model_dir):
+    """A serving process's onnxruntime threads must not busy-wait after embedding a query (they would take the
+    cores its search needs); embedding workers ask for it."""
+    key = "session.intra_op.allow_spinning"
+    serving = Embedder(tiny_model_dir, device="cpu")
+    assert serving.session.get_session_options().get_session_config_entry(key) == "0"
+    worker = Embedder(tiny_model_dir, device="cpu", spinning=True)
+    assert worker.session.get_session_options().get_session_config_entry(key) == "1"
+    q = "a short query"
+    assert np.allclose(serving.embed_query(q), worker.embed_query(q), atol=1e-6)  # threading only: same vectors

@@ -161,6 +161,7 @@ def test_worker_spec_matches_the_main_embedder(tiny_embedder):
     assert threads_per_worker(2, cores=8) == 4 and threads_per_worker(3, cores=2) == 1
     loaded = spec.load()
     assert loaded.model_file == tiny_embedder.model_file
+    assert loaded.spinning and not tiny_embedder.spinning  # a worker only embeds batches; the serving one searches
     texts = ["a chunk about glaciers", "another, longer chunk about the kinase pathway and enzymes"]
     np.testing.assert_allclose(loaded.embed_documents(texts), tiny_embedder.embed_documents(texts), atol=1e-5)
     with pytest.raises(TypeError, match="embedder.runtime.Embedder"):
