@@ -93,8 +93,10 @@ def test_publish_stale_reindex_during_writes_rollback_and_gc(make_settings, regi
         assert p.model_info().version == a.version and p.model_info(current=True).version == b.version
         assert dense(p) == before  # queries are still embedded by A against A's vectors
         top = p.search("marmot", k=1, mode="dense")[0]
+        # the stored vector was embedded in a batch (int8 dynamic quantization scales per batch), so it differs
+        # from a single embedding by ~1e-4; B's vectors give a score ~0.03 away
         assert top.score == pytest.approx(float(emb_a.embed_query("marmot") @ emb_a.embed_documents([top.text])[0]),
-                                          abs=1e-4)
+                                          abs=1e-3)
 
         # reindex in the background; an ingest and a delete happen while it runs; searches never fail
         in_reindex, writes_done = threading.Event(), threading.Event()
