@@ -14,6 +14,7 @@ A reindex feeds the same loop sources rebuilt from stored chunks (``reindex.py``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -334,6 +335,9 @@ class ReadAhead:
     def __init__(self, loop: IngestLoop, sources: Sequence[Source]):
         self.loop = loop
         self.sources = sources
+        if sources and loop.reader is not None:  # spawned here, not on the read thread (Reader.start)
+            with contextlib.suppress(ExtractError):  # then each file fails alone, with the reason
+                loop.reader.start()
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moesearch-read")
         self._ahead: dict[int, object] = {}
 

@@ -233,6 +233,15 @@ class Reader:
                     pass
             self._stop()
 
+    def start(self) -> None:
+        """Start the reader now if it is not running (``read`` would start it on first use).  Call it on the main
+        thread before handing reads to another thread: only there can the child be spawned with Ctrl-C ignored
+        from its first instruction (``children.sigint_ignored``), so a Ctrl-C while it imports is not its traceback."""
+        with self._lock:
+            if self._proc is None or not self._proc.is_alive():
+                self._stop()
+                self._start()
+
     def read(self, data: bytes, name: str, caps: FileCaps, plan: ChunkPlan, progress: Progress | None = None,
              cancel: threading.Event | None = None) -> tuple[Extracted, list[Chunk]]:
         """Extract and chunk ``data`` in the reader; ``ExtractError`` (naming the limit) if the file is refused
