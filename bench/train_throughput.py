@@ -174,7 +174,7 @@ def main(argv=None) -> int:
             lengths += [len(r) for r in probe.token_rows(b.docs, stage.max_doc_length)]
             useful[s] = (model_flops(lengths, cfg), sum(lengths))
         enc = probe
-        enc.bf16 = stage.bf16
+        enc.use_bf16(stage.bf16, "train_throughput")
         if stage.dropout >= 0:
             set_dropout(enc.model, stage.dropout)
         attn_p = {m: m.dropout_p for m in enc.model.modules() if hasattr(m, "dropout_p")}
@@ -213,8 +213,9 @@ def main(argv=None) -> int:
     real_tokens = sum(n for _, n in useful.values())
     res = {"threads": args.threads, "batch": batch, "steps": steps, "rounds": args.rounds,
            "chunk_size": stage.chunk_size, "max_query_length": stage.max_query_length,
-           "max_doc_length": stage.max_doc_length, "bf16": stage.bf16, "data": data or "synthetic",
-           "records": len(records), "model_flops_per_pass": flops, "real_tokens_per_pass": real_tokens,
+           "max_doc_length": stage.max_doc_length, "bf16": stage.bf16, "bf16_used": enc.bf16,
+           "data": data or "synthetic", "records": len(records), "model_flops_per_pass": flops,
+           "real_tokens_per_pass": real_tokens,
            "gemm_flops_s": gemm, "ceiling_flops_s": ceiling, "variants": {}}
     for v in names:
         best = sum(times[v].values())

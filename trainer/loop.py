@@ -192,7 +192,7 @@ def train_stage(cfg: StageConfig, init: str | Path, run_dir: str | Path, *, resu
         raise ValueError(f"{init}: training needs a moesearch model folder; upcycle the dense base first "
                          "(`python -m embedder upcycle`, num_experts=1 for a dense run)")
     model = encoder.model.to(d.device)
-    encoder.bf16 = cfg.bf16
+    encoder.use_bf16(cfg.bf16, f"stage {cfg.name}")
     if cfg.dropout >= 0:
         set_dropout(model, cfg.dropout)
     s = encoder.settings
@@ -228,7 +228,7 @@ def train_stage(cfg: StageConfig, init: str | Path, run_dir: str | Path, *, resu
             log.info("resumed %s at step %d", ckpt, start)
     distributed.broadcast_params(model, d)
     if d.main:
-        (run_dir / "stage_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (run_dir / "stage_config.json").write_text(json.dumps({**config, "bf16_used": encoder.bf16}, indent=2) + "\n")
     optimizer, scheduler = stepper.optimizer, stepper.scheduler
     model.train()
     bar = tqdm(range(start, cfg.steps), desc=cfg.name, unit="step", disable=not (progress and d.main),

@@ -47,7 +47,7 @@ def run_filter(cfg: RecipeConfig, inputs: list[str], out: Path, progress: bool =
 
     records = read_training(inputs)
     teacher = TextEncoder.load(cfg.filter.teacher)
-    teacher.bf16 = cfg.filter.bf16
+    teacher.use_bf16(cfg.filter.bf16, "filter")
     kept, report = consistency_filter(records, teacher, cfg.filter, cfg.seed, progress)
     paths = write_by_source(kept, out)
     (out / "filter_report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -60,7 +60,7 @@ def run_mine(cfg: RecipeConfig, inputs: list[str], retriever: str, out: Path, pr
 
     records = read_training(inputs)
     enc = TextEncoder.load(retriever)
-    enc.bf16 = cfg.mine.bf16
+    enc.use_bf16(cfg.mine.bf16, "mine")
     mined, report = mine(records, enc, cfg.mine, cfg.mine.corpora, progress)
     paths = write_by_source(mined, out)
     (out / "mine_report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -56,3 +56,27 @@ def test_moe_sparse_dispatch_runs_in_bf16_under_autocast(tiny_model_dir):
     assert torch.bfloat16 in seen and out.dtype == x.dtype
     assert torch.allclose(out, ref, atol=0.05 * ref.abs().max().item())
     assert out[1, 5:].abs().sum() == 0  # padding still reaches no expert
+
+
+def test_use_bf16_only_where_the_hardware_has_it(tiny_model_dir, monkeypatch, caplog):
+    import trainer.encode as encode
+
+    enc = TextEncoder.load(tiny_model_dir)
+    monkeypatch.setattr(encode, "bf16_is_native", lambda device: False)
+    with caplog.at_level("WARNING", logger="trainer.encode"):
+        assert enc.use_bf16(True, "stage pretrain") is False
+    assert not enc.bf16 and "stage pretrain" in caplog.text and "fp32" in caplog.text
+    caplog.clear()
+    assert enc.use_bf16(False, "stage pretrain") is False and not caplog.text  # not asked for: nothing to say
+    monkeypatch.setattr(encode, "bf16_is_native", lambda device: True)
+    assert enc.use_bf16(True, "stage pretrain") is True and enc.bf16
+
+
+def test_bf16_is_native_follows_the_cpu_flags(monkeypatch):
+    import trainer.encode as encode
+
+    cpu = torch.device("cpu")
+    for bf16, amx, want in ((False, False, False), (True, False, True), (False, True, True)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        assert encode.bf16_is_native(cpu) is want
