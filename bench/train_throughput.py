@@ -22,7 +22,8 @@ is a core-second, which is what a run pays).
 Model FLOPs count the real (unpadded) tokens only: 3 x the forward's matmuls (QKV/O, FFN or top-k experts,
 router, attention scores and values); GradCache's recomputation and padding are not useful work. The ceiling
 is a plain torch GEMM at the model's shapes (tokens x 384 x 1536, 1536 x 384, 384 x 384), bf16 and fp32, with
-the same threads, measured before and after the training steps; MFU = model FLOPs/s / best bf16 GEMM FLOPs/s.
+the same threads, measured before and after the training steps; MFU = model FLOPs/s / best GEMM FLOPs/s of the
+precision the steps ran in (bf16 where the hardware has it, else fp32).
 
     python bench/train_throughput.py [--quick] [--json OUT] [--data FILES] [--threads 1]
 """
@@ -226,20 +227,21 @@ def main(argv=None) -> int:
                               "mfu_fp32": flops / best / ceiling["fp32"],
                               "padding": stats[v]["padded_tokens"] / real_tokens, **stats[v]}
     base = res["variants"].get("old")
+    prec = "bf16" if res["bf16_used"] else "fp32"  # MFU against the ceiling of the precision the steps ran in
     print(f"\nGEMM ceiling ({args.threads} thread(s), {tokens} x 384 x 1536 etc.): bf16 {ceiling['bf16'] / 1e9:.0f} "
           f"GFLOP/s, fp32 {ceiling['fp32'] / 1e9:.0f} GFLOP/s; data: {res['data'] if data else 'synthetic'}")
-    print(f"{'variant':10s} {'pairs/CPU-s':>11s} {'pairs/s wall':>12s} {'GFLOP/CPU-s':>11s} {'MFU bf16':>9s} "
+    print(f"{'variant':10s} {'pairs/CPU-s':>11s} {'pairs/s wall':>12s} {'GFLOP/CPU-s':>11s} {'MFU ' + prec:>9s} "
           f"{'padded/real':>12s} {'chunks':>7s} {'x old':>6s}")
     for v, x in res["variants"].items():
         ratio = x["pairs_s"] / base["pairs_s"] if base else float("nan")
         x["speedup_vs_old"] = ratio
         print(f"{v:10s} {x['pairs_s']:11.2f} {x['pairs_s_wall']:12.2f} {x['model_flops_s'] / 1e9:11.1f} "
-              f"{x['mfu_bf16']:9.1%} {x['padding']:12.2f} {x['chunks']:7d} {ratio:6.2f}")
+              f"{x['mfu_' + prec]:9.1%} {x['padding']:12.2f} {x['chunks']:7d} {ratio:6.2f}")
     if base and "new" in res["variants"]:
         spread = statistics.mean(abs(a - b) / abs(a) for a, b in
                                  zip(base["loss"], res["variants"]["new"]["loss"], strict=True))
         print(f"new/old = {res['variants']['new']['speedup_vs_old']:.2f}x (target >= 2); mean relative loss "
-              f"difference old vs new (bf16, dropout draws differ): {spread:.4f}")
+              f"difference old vs new ({prec}, dropout draws differ): {spread:.4f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
