@@ -82,10 +82,13 @@ def _recipe_section(cfg: dict, result: dict, run: Path) -> list[str]:
     lines = ["## Recipe", ""]
     for st in ("pretrain", "finetune"):
         s = cfg.get(st, {})
+        used = _json(run / st / "stage_config.json", {}).get("bf16_used")  # bf16 only where the hardware has it
+        bf16 = s.get("bf16") if used is None else (f"{used} (asked: {s.get('bf16')})" if used != s.get("bf16")
+                                                   else used)
         lines.append(f"- {st}: {s.get('steps')} steps x batch {s.get('batch_size')}"
                      + (f" + {s.get('num_negs')} hard negatives/query" if s.get("num_negs") else "")
                      + f", temperature {s.get('temperature')}, lr {s.get('lr')}, max length query "
-                       f"{s.get('max_query_length')} / document {s.get('max_doc_length')}, bf16 {s.get('bf16')}")
+                       f"{s.get('max_query_length')} / document {s.get('max_doc_length')}, bf16 {bf16}")
     f, mn = cfg.get("filter", {}), cfg.get("mine", {})
     lines.append(f"- consistency filter: {'on' if f.get('enabled') else 'off'}, teacher {f.get('teacher')}, "
                  f"top-{f.get('top_k')} of {f.get('pool_size')}")

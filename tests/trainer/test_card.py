@@ -79,6 +79,18 @@ def test_card_from_a_run_folder(tmp_path):
     assert "| 1 | 0.400 | 0.200 | 0.200 | 0.200 |" in card and "| 3 | 0.250 |" in card
 
 
+def test_card_says_the_precision_each_stage_ran_in(tmp_path):
+    run = make_run(tmp_path, "moe", 0.9)
+    asked = to_dict(RecipeConfig(model_id="moe", num_experts=4, top_k=2))["pretrain"]["bf16"]
+    assert f"bf16 {asked}" in render_card(run)  # no stage_config.json: what the recipe asked for
+    (run / "pretrain" / "stage_config.json").write_text(json.dumps({"bf16_used": not asked}))
+    (run / "finetune" / "stage_config.json").write_text(json.dumps({"bf16_used": asked}))
+    card = render_card(run).splitlines()
+    lines = {ln.split(":")[0]: ln for ln in card if ln.startswith(("- pretrain", "- finetune"))}
+    assert f"bf16 {not asked} (asked: {asked})" in lines["- pretrain"]
+    assert lines["- finetune"].endswith(f"bf16 {asked}")
+
+
 def test_card_ab_table_and_mfu(tmp_path):
     shipped = make_run(tmp_path, "moe", 0.9, mfu=0.12)
     dense = make_run(tmp_path, "dense", 0.6, base=False)
