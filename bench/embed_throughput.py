@@ -39,6 +39,24 @@ LABELS = {"a": "sentence-transformers MiniLM-L6 (torch fp32)", "b": "dense base,
           "f": "MoE all experts + mask (fp32)", "g": "task experts (MoTE) gather/scatter (int8)"}
 
 
+def cpu_name() -> str:
+    """The CPU model and its SIMD flags that matter for int8 (VNNI, AMX, AVX-512), from /proc/cpuinfo."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        if not line.strip():
+            break  # the first processor's block is enough
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    flags = set(fields.get("flags", "").split())
+    simd = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags)
+    return (f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, "
+            f"model {fields.get('model', '?')}; {simd or 'no AVX2'})")
+
+
 def passages(n: int) -> list[str]:
     texts = []
     with open(CORPUS) as f:
@@ -133,6 +151,55 @@ def profile_int8(model_dir: Path, texts: list[str], max_length: int, batch: int)
     return {op: round(100 * us / total, 1) for op, us in sorted(spent.items(), key=lambda kv: -kv[1])}
 
 
+def gemm_ceiling(tokens: int = 4096, hidden: int = 384, inter: int = 1536, repeats: int = 20) -> dict[str, float]:
+    """What int8 can gain over torch fp32 on this CPU, before any model: the FFN's first GEMM
+    ((tokens, hidden) @ (hidden, inter)) in torch fp32 and as onnxruntime's dynamically quantised int8 MatMul
+    (DynamicQuantizeMatMul, per-channel weights: the op the int8 file runs), both with every core. Best of
+    ``repeats``; returns GOP/s per kind and their ratio. If int8/fp32 here is < 3, no int8 file of a model
+    with the dense model's FLOPs can embed 3x faster than torch fp32 on this CPU."""
+    import tempfile
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnx import helper, numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((tokens, hidden)).astype(np.float32)
+    w = (rng.standard_normal((hidden, inter)) / hidden ** 0.5).astype(np.float32)
+    flops = 2.0 * tokens * hidden * inter
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return flops / min(times) / 1e9
+
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    torch.set_num_threads(os.cpu_count() or 1)
+    with torch.inference_mode():
+        fp32 = best(lambda: xt @ wt)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "ffn_gemm",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", hidden])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", inter])],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(model, str(src))
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+        sessions = {k: ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]) for k, f in
+                    (("ort_fp32", src), ("ort_int8", dst))}
+        out = {"torch_fp32": fp32, **{k: best(lambda s=s: s.run(None, {"x": x})) for k, s in sessions.items()}}
+    out["int8/torch_fp32"] = out["ort_int8"] / out["torch_fp32"]
+    return out
+
+
 def measure(runners: dict, texts: list[str], chunk: int) -> dict[str, float]:
     for run in runners.values():  # warm-up: session init, allocator, thread pools
         run(texts[:16])
@@ -178,6 +245,8 @@ def main() -> int:
                     help="one round per length; every variant truncates at it")
     ap.add_argument("--variants", nargs="+", default=list(LABELS), choices=list(LABELS))
     ap.add_argument("--profile", action="store_true", help="onnxruntime per-operator shares of (e) per length")
+    ap.add_argument("--gemm", action="store_true",
+                    help="first measure the int8/fp32 GEMM ceiling of this CPU (torch fp32 vs onnxruntime int8)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--model", type=Path, default=None, help="MoE model folder (default: the app's model)")
     ap.add_argument("--json", type=Path, default=None)
@@ -188,7 +257,13 @@ def main() -> int:
     ensure_exports(model_dir, dense_dir, task_dir)
     texts = passages(n)
     variants = "".join(args.variants)
-    result = {"model": str(model_dir), "rounds": []}
+    result = {"model": str(model_dir), "cpu": cpu_name(), "rounds": []}
+    if args.gemm:
+        result["gemm_gops"] = gemm_ceiling()
+        g = result["gemm_gops"]
+        print(f"GEMM (4096 x 384) @ (384 x 1536), {os.cpu_count()} threads: torch fp32 {g['torch_fp32']:.0f}, "
+              f"onnxruntime fp32 {g['ort_fp32']:.0f}, onnxruntime int8 {g['ort_int8']:.0f} GOP/s: "
+              f"int8 / torch fp32 = {g['int8/torch_fp32']:.2f} (the most int8 gains over torch here at equal FLOPs)")
     for max_length in args.max_lengths:
         runners = build_runners(model_dir, dense_dir, task_dir, max_length, args.batch_size, variants)
         tps = measure(runners, texts, chunk=100 if args.quick else 200)
