@@ -119,6 +119,9 @@ class _Reader:
         return out
 
     def array(self, dtype: str, n: int) -> np.ndarray:
+        size = np.dtype(dtype).itemsize * n
+        if self.pos + size > len(self.data):
+            raise ValueError(f"{self.path}: truncated e5 file (wanted {size} bytes at {self.pos})")
         out = np.frombuffer(self.data, dtype, n, self.pos)
         self.pos += out.nbytes
         return out

@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", parents=[common], allow_abbrev=False,
                        help="nDCG@10 and Recall@100 on BEIR folders (prints JSON)")
     e.add_argument("--model", required=True, help="model folder, or 'base' for the dense all-MiniLM-L6-v2")
-    e.add_argument("--beir", nargs="+", required=True, help="BEIR folder(s), path or path:split")
+    e.add_argument("--beir", nargs="+", required=True, help="BEIR folder(s), path or path:split; QUERIES@CORPUS "
+                   "runs one collection's queries over another's corpus (parallel sets such as xquad-de@xquad-en)")
     e.add_argument("--split", default="test")
     e.add_argument("--max-length", type=int, default=512)
     e.add_argument("--batch-size", type=int, default=32)
@@ -54,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="also write the results (with per-query scores) to this file")
     e.add_argument("--backend", default="onnx", choices=("onnx", "torch", "both"),
                    help="onnx: the int8 file the app serves (CPU); torch: fp32; both: both and their agreement")
+    e.add_argument("--variant", default="int8", choices=("int8", "gather", "fused"),
+                   help="the ONNX file the onnx backend runs: int8 (served on CPU), gather or fused (fp32)")
     e.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     e.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     c = sub.add_parser("compare", allow_abbrev=False, help="paired tests of two evaluated runs, per set and average")
@@ -104,7 +107,7 @@ def _run(args, overrides: dict[str, str]) -> int:
         if overrides:
             raise ValueError(f"eval takes no --key=value overrides, got {sorted(overrides)}")
         specs = [b if ":" in b and not Path(b).exists() else f"{b}:{args.split}" for b in args.beir]
-        rows = evaluate_many(args.model, specs, backend=args.backend, max_length=args.max_length,
+        rows = evaluate_many(args.model, specs, backend=args.backend, variant=args.variant, max_length=args.max_length,
                              batch_size=args.batch_size, dim=args.dim, progress=progress,
                              resamples=args.resamples, seed=args.seed)
         if args.json:

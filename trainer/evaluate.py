@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 TOP_K = 1000
 BACKENDS = ("onnx", "torch", "both")
 BACKEND_NAMES = {"onnx": "onnx-int8-cpu", "torch": "torch-fp32"}
+ONNX_VARIANTS = ("int8", "gather", "fused")  # CPU files `--variant` can evaluate (embedder.settings.ONNX_FILES)
+CROSS = "@"  # ``QUERIES@CORPUS``: one collection's queries over another's corpus and judgements (same ids)
 
 
 def search(q: torch.Tensor, d: torch.Tensor, k: int, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,16 +70,16 @@ class TorchBackend:
                                   progress=progress, **kw)
 
 
-def onnx_folder(model: str | Path, work: Path) -> Path:
-    """A model folder with a current int8 export of ``model``: the folder itself when its export is current,
+def onnx_folder(model: str | Path, work: Path, variant: str = "int8") -> Path:
+    """A model folder with a current ``variant`` export of ``model``: the folder itself when its export is current,
     else a copy in ``work`` exported there. ``base`` (or any plain dense BERT folder) becomes a dense moesearch
     folder first (no MoE layer, no prefixes): the same function of the text as the base."""
-    from embedder.export import INT8, export, is_current
+    from embedder.export import export, is_current
     from embedder.settings import SETTINGS_FILE
 
     src = Path(model) if str(model) != "base" else None
     if src is not None and (src / SETTINGS_FILE).is_file():
-        if is_current(src, (INT8,)):
+        if is_current(src, (variant,)):
             return src
         dst = work / src.name
         dst.mkdir(parents=True, exist_ok=True)
@@ -89,21 +91,22 @@ def onnx_folder(model: str | Path, work: Path) -> Path:
 
         dst = upcycle(work / "dense", src, num_experts=1, top_k=1, moe_layers=[], prefixes=False,
                       model_id="base" if src is None else src.name)
-    export(dst, (INT8,))
+    export(dst, (variant,))
     return dst
 
 
 class OnnxBackend:
-    name = BACKEND_NAMES["onnx"]
-
-    def __init__(self, model: str | Path, work: Path, max_length: int):
+    def __init__(self, model: str | Path, work: Path, max_length: int, variant: str = "int8"):
         from embedder.runtime import Embedder
         from embedder.settings import EmbeddingSettings
 
-        folder = onnx_folder(model, work)
+        if variant not in ONNX_VARIANTS:
+            raise ValueError(f"variant must be one of {ONNX_VARIANTS}, got {variant!r}")
+        self.name = BACKEND_NAMES["onnx"] if variant == "int8" else f"onnx-{variant}-fp32-cpu"
+        folder = onnx_folder(model, work, variant)
         self.folder = Path(model)  # what was asked for ("base" stays "base"), not the scratch folder
         max_length = min(max_length, EmbeddingSettings.load(folder).max_length)
-        self.embedder = Embedder(folder, device="cpu", variant="int8", max_length=max_length)
+        self.embedder = Embedder(folder, device="cpu", variant=variant, max_length=max_length)
         self.settings = self.embedder.settings
         self.hidden_size = self.settings.matryoshka_dims[0]
 
@@ -121,13 +124,12 @@ def evaluate(backend, folder: str | Path, split: str = "test", *, max_length: in
              dim: int | None = None, progress: bool = True, resamples: int = RESAMPLES, seed: int = SEED) -> dict:
     """Measures of one backend on one BEIR split (queries without judgements are skipped, as in BEIR)."""
     t0 = time.time()
-    corpus, queries, qrels = load_beir(folder, split)
+    corpus, queries, qrels, name = load_sets(folder, split)
     qids = [q for q in qrels if q in queries]
     if not qids:
         raise ValueError(f"{folder}: no judged queries in split {split!r}")
     dids = list(corpus)
     s = backend.settings
-    name = Path(folder).name
     kw = dict(max_length=max_length, batch_size=batch_size, dim=dim, progress=progress)
     d_emb = backend.embed([doc_text(corpus[i]) for i in dids], False, desc=f"{name} docs", **kw)  # (N, D)
     q_emb = backend.embed([queries[i] for i in qids], True, desc=f"{name} queries", **kw)  # (Q, D)
@@ -142,6 +144,21 @@ def evaluate(backend, folder: str | Path, split: str = "test", *, max_length: in
               "top10": {qid: list(run[qid])[:10] for qid in qids}, "seconds": round(time.time() - t0, 1)}
     log.info("%s", json.dumps(summary(result)))
     return result
+
+
+def load_sets(folder: str | Path, split: str) -> tuple[dict, dict, dict, str]:
+    """(corpus, queries, qrels, name) of a BEIR folder, or of ``QUERIES@CORPUS``: the queries of one folder over
+    the corpus and judgements of another whose ids they share (XQuAD's languages: cross-lingual retrieval)."""
+    text = str(folder)
+    if CROSS in text and not Path(text).exists():
+        q_folder, c_folder = (Path(p) for p in text.split(CROSS, 1))
+        corpus, _, qrels = load_beir(c_folder, split)
+        _, queries, q_qrels = load_beir(q_folder, split)
+        if set(q_qrels) != set(qrels):
+            raise ValueError(f"{text}: the two collections judge different query ids; they are not parallel")
+        return corpus, queries, qrels, f"{q_folder.name}{CROSS}{c_folder.name}"
+    corpus, queries, qrels = load_beir(folder, split)
+    return corpus, queries, qrels, Path(folder).name
 
 
 def summary(row: dict) -> dict:
@@ -163,15 +180,17 @@ def agreement(a: dict, b: dict) -> dict:
     return out
 
 
-def evaluate_many(model: str | Path, specs: list[str], backend: str = "onnx", **kw) -> list[dict]:
-    """One model on several ``path[:split]`` BEIR specs (default split test). ``backend="both"``: the onnx rows,
-    each with the torch figures under ``"torch-fp32"`` and their ``"agreement"``."""
+def evaluate_many(model: str | Path, specs: list[str], backend: str = "onnx", variant: str = "int8", **kw
+                  ) -> list[dict]:
+    """One model on several ``path[:split]`` BEIR specs (default split test; ``QUERIES@CORPUS[:split]`` for
+    cross-lingual sets). ``backend="both"``: the onnx rows, each with the torch figures under ``"torch-fp32"``
+    and their ``"agreement"``. ``variant``: the ONNX file the onnx backend runs (int8, gather or fused)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     with tempfile.TemporaryDirectory(prefix="moesearch-eval-") as tmp:
         backends = []
         if backend in ("onnx", "both"):
-            backends.append(OnnxBackend(model, Path(tmp), kw.get("max_length", 512)))
+            backends.append(OnnxBackend(model, Path(tmp), kw.get("max_length", 512), variant))
         if backend in ("torch", "both"):
             backends.append(TorchBackend(model))
         out = []
