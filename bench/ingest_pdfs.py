@@ -7,6 +7,7 @@ Baselines measured in the same run: the embedder alone on the same chunk texts (
 
     python bench/ingest_pdfs.py --quick        # 20 PDFs x 5 pages, padded to 20k chunks
     python bench/ingest_pdfs.py                # 200 PDFs x 5 pages, padded to 100k chunks
+    python bench/ingest_pdfs.py --quick --models minilm-moe-upcycled multilingual-e5-moe   # pages/s ratio
 """
 
 from __future__ import annotations
@@ -117,8 +118,46 @@ def latency(pipeline: Pipeline, rounds: int) -> dict[str, tuple[float, float]]:
     return {k: (float(np.percentile(v, 50) * 1000), float(np.percentile(v, 95) * 1000)) for k, v in out.items()}
 
 
+def ingest_once(docs: Path, data: Path, model: str | None, pages: int) -> tuple[float, str, str]:
+    """Ingest ``docs`` into a fresh index under ``data`` with ``model``: (pages/s, model id, ONNX file)."""
+    settings = IndexerSettings.from_env(data_dir=data, backend="edge", qdrant_url=None,
+                                        **({"model_dir": model} if model else {}))
+    with Pipeline(settings) as p:
+        t0 = time.perf_counter()
+        report = p.ingest([docs])
+        seconds = time.perf_counter() - t0
+        assert report.all_ok and report.pages == pages, report.to_dict()
+        return pages / seconds, p.embedder.model_id, p.embedder.model_file.name
+
+
+def compare_models(models: list[str], n_pdfs: int, pages_per_pdf: int, repeats: int) -> None:
+    """Issue 23's default rule: pages/s of each model on the same corpus, alternated ``repeats`` times (median),
+    and each model's ratio to the first; the multilingual default needs >= 0.4x the English model."""
+    with tempfile.TemporaryDirectory(prefix="moesearch-bench-models-") as tmp:
+        docs = Path(tmp) / "docs"
+        docs.mkdir()
+        pages = make_corpus(docs, n_pdfs, pages_per_pdf)
+        rates: dict[str, list[float]] = {m: [] for m in models}
+        names: dict[str, str] = {}
+        for r in range(repeats):
+            for i, model in enumerate(models):
+                rate, model_id, file = ingest_once(docs, Path(tmp) / f"data-{r}-{i}", model, pages)
+                rates[model].append(rate)
+                names[model] = f"{model_id} ({file})"
+                print(f"round {r + 1}: {names[model]}: {rate:.2f} pages/s", flush=True)
+        base = float(np.median(rates[models[0]]))
+        print(f"\n{n_pdfs} PDFs x {pages_per_pdf} pages, median of {repeats} alternated runs")
+        for model in models:
+            med = float(np.median(rates[model]))
+            print(f"{names[model]:<52} {med:7.2f} pages/s  {med / base:5.2f}x the first"
+                  + ("" if model == models[0] else f"  (rule >= 0.4x: {'met' if med / base >= 0.4 else 'NOT met'})"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", help="only ingest throughput, of each model in turn on one corpus "
+                    "(MOESEARCH_MODEL specs; the first is the baseline), e.g. minilm-moe-upcycled multilingual-e5-moe")
+    ap.add_argument("--repeats", type=int, default=2, help="with --models: alternated runs per model")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--pdfs", type=int)
     ap.add_argument("--pages", type=int, default=5)
@@ -126,6 +165,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="passes over the 10 queries")
     args = ap.parse_args()
     n_pdfs = args.pdfs or (20 if args.quick else 200)
+    if args.models:
+        compare_models(args.models, n_pdfs, args.pages, args.repeats)
+        return
     pad_to = args.pad_to or (20_000 if args.quick else 100_000)
     with tempfile.TemporaryDirectory(prefix="moesearch-bench-ingest-") as tmp:
         docs = Path(tmp) / "docs"

@@ -52,13 +52,14 @@ NOISE, HNSW_EF, DEFAULT_MODE = 0.6, 128, "int8"
 
 # --- embedding-like vectors --------------------------------------------------------------------------------------
 def shipped_model() -> Path:
-    folder = ROOT / "models" / "moesearch-minilm-moe"
-    return folder / (folder / "current").read_text().strip() if (folder / "current").is_file() else folder
+    from embedder.settings import default_model_dir
+
+    return default_model_dir()
 
 
 def seed_texts(words_per_text: int = 30, stride: int = 15) -> list[str]:
     """Overlapping windows of real text, as chunks overlap."""
-    files = [shipped_model() / "README.md", *(p for pattern in SEED_SOURCES for p in sorted(ROOT.glob(pattern)))]
+    files = [ROOT / "ARCHITECTURE.md", *(p for pattern in SEED_SOURCES for p in sorted(ROOT.glob(pattern)))]
     words = " ".join(p.read_text(errors="ignore") for p in files if p.is_file()).split()
     return [" ".join(words[i:i + words_per_text]) for i in range(0, len(words) - words_per_text, stride)]
 
@@ -93,7 +94,7 @@ def synth(seeds: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def vocabulary() -> list[str]:
-    path = shipped_model() / "vocab.txt"
+    path = ROOT / "models" / "minilm-moe-upcycled" / "vocab.txt"  # English words (built with that model)
     vocab = [w for w in path.read_text().split() if w.isalpha() and len(w) > 2] if path.is_file() else []
     return vocab if len(vocab) > 1000 else [f"w{i}" for i in range(20000)]
 

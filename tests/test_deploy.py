@@ -330,14 +330,14 @@ def test_dockerignore_keeps_the_context_small_but_complete():
         parts = path.split("/")
         return any(match(p.strip("/").split("/"), parts[:i]) for p in patterns for i in range(1, len(parts) + 1))
 
-    for path in (".venv/bin/python", "data/qdrant/x", ".git/HEAD", "models/moesearch-minilm-moe/onnx/model.onnx",
-                 "models/moesearch-minilm-moe/a61d3a3beb3f/onnx/model.onnx",
+    for path in (".venv/bin/python", "data/qdrant/x", ".git/HEAD", "models/multilingual-e5-moe/onnx/model.onnx",
+                 "models/moesearch-multilingual-moe/a61d3a3beb3f/onnx/model.onnx",
                  ".env", ".streamlit/secrets.toml", "indexer/__pycache__/cli.cpython-311.pyc"):
         assert ignored(path), path
     for path in ("pyproject.toml", "README.md", "embedder/runtime.py", "indexer/pipeline.py", "app/main.py",
-                 ".streamlit/config.toml", "models/moesearch-minilm-moe/a61d3a3beb3f/model.safetensors",
-                 "models/moesearch-minilm-moe/current",
-                 "models/moesearch-minilm-moe/tokenizer.json", "app/sample_corpus/NOTICE", "app/views/search.py"):
+                 ".streamlit/config.toml", "models/moesearch-multilingual-moe/a61d3a3beb3f/model.safetensors",
+                 "models/moesearch-multilingual-moe/current",
+                 "models/moesearch-multilingual-moe/tokenizer.json", "app/sample_corpus/NOTICE", "app/views/search.py"):
         assert not ignored(path), path
 
 

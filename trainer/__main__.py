@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--resamples", type=int, default=1000)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--json", help="also write the results to this file")
+    t = sub.add_parser("table", allow_abbrev=False, help="Markdown table of eval --json files (README, model cards)")
+    t.add_argument("files", nargs="+", help="eval --json files (one column per model and ONNX variant)")
+    t.add_argument("--out", help="also write the table to this file")
     cd = sub.add_parser("card", allow_abbrev=False, help="write a model card from a run folder (and A/B runs)")
     cd.add_argument("run", help="recipe run folder")
     cd.add_argument("--ab", nargs="+", default=[], help="other run folders for the A/B table (same eval sets)")
@@ -115,7 +118,7 @@ def _run(args, overrides: dict[str, str]) -> int:
         short = [summary(r) for r in rows]
         print(json.dumps(short if len(short) > 1 else short[0], indent=2))
         return 0
-    if args.cmd in ("compare", "card", "heldout-build") and overrides:
+    if args.cmd in ("compare", "card", "heldout-build", "table") and overrides:
         raise ValueError(f"{args.cmd} takes no --key=value overrides, got {sorted(overrides)}")
     if args.cmd == "compare":
         from .compare import compare, load_evals, table
@@ -125,6 +128,11 @@ def _run(args, overrides: dict[str, str]) -> int:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
         for m in ("nDCG@10", "R@100"):
             print(f"{m}: B = {args.run_b} vs A = {args.run_a}\n{table(res, m)}\n")
+        return 0
+    if args.cmd == "table":
+        from .evaltable import main as table_main
+
+        print(table_main(args.files, args.out))
         return 0
     if args.cmd == "card":
         from .card import write_card
