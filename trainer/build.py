@@ -1,7 +1,8 @@
 """``python -m trainer data``: fetch the offline sources, parse them, write ``pairs/*.jsonl`` + ``manifest.json``.
 
 Sources come from the package registries only: the bigbench==1.0.0 sdist through pip, chatterbot-corpus through
-pip, WordNet through ``apt-get download wordnet-base`` (or an installed /usr/share/wordnet). Each source is built
+pip, the Django wheel's message catalogues through ``pip download`` (read from the wheel, never installed),
+WordNet through ``apt-get download wordnet-base`` (or an installed /usr/share/wordnet). Each source is built
 on its own: one that fails is recorded in the manifest with its error and the others are still written. Every
 source's licence, origin and whether it allows commercial use (trainer/licences.py) go into the manifest. The
 held-out evaluation collections (squad_shifts-nyt, techfaq) are built beside them under ``eval/``.
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIGBENCH_SOURCES = ("squad_shifts", "squad_shifts_web", "vitaminc", "gem", "multiemo", "disfl_qa", "paragraph")
 BIGBENCH_SPEC = "bigbench==1.0.0"
+DJANGO_SPEC = "django==5.2.20"  # its wheel's locale/*/LC_MESSAGES/*.po (BSD-3-Clause, translations included)
 SQUAD_EVAL = f"eval/squad_shifts-{HELD_OUT_SQUAD_DOMAIN}"
 TECHFAQ_EVAL = "eval/techfaq"
 
@@ -124,6 +126,23 @@ def wordnet_dir(data_dir: Path) -> Path:
     return dest / "usr" / "share" / "wordnet"
 
 
+def django_wheel(data_dir: Path) -> Path:
+    """The Django wheel (``DJANGO_SPEC``), cached under ``data_dir/sources/django``: ``pip download`` only."""
+    dest = data_dir / "sources" / "django"
+    version = DJANGO_SPEC.split("==")[1]
+    found = sorted(dest.glob(f"[Dd]jango-{version}-*.whl"))
+    if found:
+        return found[0]
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", str(dest), DJANGO_SPEC]
+    log.info("fetching %s with pip: %s", DJANGO_SPEC, " ".join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(dest.glob(f"[Dd]jango-{version}-*.whl"))
+    if not found:
+        raise RuntimeError(f"pip could not fetch {DJANGO_SPEC}: {proc.stderr.strip()[-500:]}")
+    return found[0]
+
+
 def chatterbot_dir() -> Path:
     try:
         import chatterbot_corpus
@@ -146,6 +165,9 @@ def _builders(name: str, data_dir: Path, cfg: DataConfig):
         return [(name, lambda: S.chatterbot(chatterbot_dir()))]
     if name == "wordnet":
         return [(name, lambda: S.wordnet(wordnet_dir(data_dir)))]
+    if name == "django_l10n":  # one file per locale: a batch then holds one language pair
+        by_lang = S.django_l10n(django_wheel(data_dir), cfg.languages)
+        return [(f"{name}-{lang}", lambda recs=recs: iter(recs)) for lang, recs in by_lang.items()]
     raise ValueError(f"unknown source {name!r}; allowed: {ALL_SOURCES}")  # unreachable: DataConfig validates
 
 
@@ -232,7 +254,7 @@ def build_data(cfg: DataConfig, data_dir: str | Path, seed: int = 0) -> dict:
     if (techfaq / "queries.jsonl").is_file():
         manifest["eval"]["techfaq"] = TECHFAQ_EVAL
     manifest["held_out"] = {"squad_shifts_domain": HELD_OUT_SQUAD_DOMAIN,
-                            "beir": ["scifact:*", "cranfield:*", "techfaq:*", "squad_shifts-nyt:*"],
+                            "beir": ["scifact:*", "cranfield:*", "techfaq:*", "squad_shifts-nyt:*", "xquad*:*"],
                             "decontamination_texts": len(dec.digests)}
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest

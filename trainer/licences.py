@@ -22,6 +22,13 @@ is given in the model card (every source with its licence and origin).
 * paragraph: BIG-bench paragraph_segmentation, Wikipedia paragraphs (CC BY-SA 3.0) -> commercial.
 * chatterbot: chatterbot-corpus 1.3.3, BSD-3-Clause -> commercial.
 * wordnet: Princeton WordNet 3.0 licence (use, copy, modify and distribute for any purpose) -> commercial.
+* django_l10n: the message catalogues (``.po``) inside the Django wheel on PyPI: Django is BSD-3-Clause and every
+  catalogue's header says "This file is distributed under the same license as the Django package" (translators
+  contribute under it) -> commercial. Short UI strings (form errors, admin labels, dates) in ~95 locales.
+
+Looked for and not used: Tatoeba (CC BY 2.0 FR) is on PyPI only as downloaders (``tatoebatools``,
+``kabyle-corpus-toolkit`` fetch from tatoeba.org at run time), so it is no offline source; no other PyPI package
+was found to ship multilingual parallel or question-answer text with a clear permissive licence.
 
 SciFact (CC BY-NC 2.0) is no source at all: the whole collection is held out for evaluation (trainer.heldout).
 The base model, all-MiniLM-L6-v2, is Apache-2.0; it is also the consistency-filter teacher and the miner.
@@ -63,6 +70,8 @@ LICENCES: dict[str, Licence] = {
     "paragraph": Licence("CC BY-SA 3.0 (Wikipedia paragraphs)", True, f"{BIGBENCH}: paragraph_segmentation"),
     "chatterbot": Licence("BSD-3-Clause (chatterbot-corpus)", True, "pip chatterbot-corpus==1.3.3"),
     "wordnet": Licence("WordNet 3.0 licence (Princeton; any purpose)", True, "Debian package wordnet-base"),
+    "django_l10n": Licence("BSD-3-Clause (Django, its translations under the same licence)", True,
+                           "pip wheel django==5.2.20: django/**/locale/*/LC_MESSAGES/*.po"),
 }
 ALL_SOURCES = tuple(LICENCES)
 COMMERCIAL_SOURCES = tuple(s for s, lic in LICENCES.items() if lic.commercial)

@@ -121,6 +121,27 @@ def _stage(cfg_stage, init, run_dir: Path, resume: bool, progress: bool) -> Path
     return train_stage(cfg_stage, init, run_dir, resume=ckpt is not None, progress=progress)
 
 
+def dense_base(base: str) -> Path | None:
+    """The dense folder the recipe upcycles: None for "default" (all-MiniLM-L6-v2), a built-in base by name ("e5":
+    multilingual-e5-small, converted from its wheel when missing; "minilm"), else the folder given."""
+    from embedder.settings import BUILT_MODELS
+    from embedder.upcycle import dense_dir_for
+
+    if base == "default":
+        return None
+    return dense_dir_for(base) if base in set(BUILT_MODELS.values()) else Path(base)
+
+
+def eval_folders(spec: str) -> list[Path]:
+    """The BEIR folders an eval spec reads: ``path[:split]``, or both of a cross-lingual ``QUERIES@CORPUS[:split]``."""
+    from .evaluate import CROSS
+
+    path = split_spec(spec, "test")[0]
+    if CROSS in str(path) and not path.exists():
+        return [Path(p) for p in str(path).split(CROSS, 1)]
+    return [path]
+
+
 def _reuse(folder: Path, report: str, resume: bool) -> tuple[list[str], dict] | None:
     """On resume, the files and report a finished filter/mine step left."""
     if resume and (folder / report).is_file():
@@ -154,7 +175,7 @@ def run_recipe(cfg: RecipeConfig, progress: bool = True, resume: bool = False) -
         from embedder.upcycle import upcycle
 
         if not (resume and (out / "upcycled" / "model.safetensors").is_file()):
-            upcycle(out / "upcycled", None if cfg.base == "default" else cfg.base, num_experts=cfg.num_experts,
+            upcycle(out / "upcycled", dense_base(cfg.base), num_experts=cfg.num_experts,
                     top_k=cfg.top_k, seed=cfg.seed, model_id=cfg.model_id, prefixes=cfg.prefixes,
                     moe_mode=cfg.experts, tasks=cfg.tasks if cfg.experts == "task" else None)
         inputs = list(cfg.pretrain.train) or [str(data_dir / info["file"]) for s, info in
@@ -162,7 +183,7 @@ def run_recipe(cfg: RecipeConfig, progress: bool = True, resume: bool = False) -
                                                and (info.get("source", s.split("-")[0]) in cfg.data.sources
                                                     or s.startswith("user-"))]
         write_licences(cfg, manifest, inputs, data_dir, out)
-        missing = [b for b in cfg.eval.beir if not split_spec(b, "test")[0].is_dir()]
+        missing = [b for b in cfg.eval.beir if not all(f.is_dir() for f in eval_folders(b))]
         if missing:  # fail before training, not after it
             raise FileNotFoundError(f"eval sets missing: {missing} (held-out sets: `python -m trainer heldout-build "
                                     "techfaq | squad_shifts-nyt`)")

@@ -10,15 +10,19 @@ Sources (name -> what becomes a pair):
   paragraph              first sentence of a paragraph (>= 4 words) -> the rest of it (multilingual Wikipedia)
   chatterbot             dialog question -> answer (28 languages)
   wordnet                lemma -> its gloss (Debian wordnet-base)
+  django_l10n/<locale>   a translated string of Django's message catalogues -> its English original (symmetric;
+                         up to ~900 strings in each of ~95 locales; the Django wheel's ``locale/*/LC_MESSAGES/*.po``)
 
 Licences and whether each allows commercial use: trainer/licences.py. SciFact is no source: it is held out.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import re
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +184,64 @@ def wordnet(dict_dir: Path) -> Iterator[Pair]:
                 gloss = _clean(gloss)
                 if gloss:
                     yield Pair(", ".join(words), gloss, source="wordnet")
+
+
+_PO_LINE = re.compile(r'(msgctxt|msgid_plural|msgid|msgstr(?:\[\d+\])?)\s+(".*")\s*$')
+_PLACEHOLDER = re.compile(r"%\((\w+)\)[sdifr]|\{(\w*)\}|%[sdifr]")
+L10N_MIN_CHARS = 3
+
+
+def po_entries(text: str) -> Iterator[tuple[str, str]]:
+    """(msgid, msgstr) of a gettext catalogue: the singular form, translated, not fuzzy; the header and obsolete
+    (``#~``) entries are skipped."""
+    entry: dict[str, str] = {}
+    fuzzy, key = False, None
+    for line in [*text.splitlines(), ""]:
+        s = line.strip()
+        m = _PO_LINE.match(s)
+        if "msgstr" in entry and (not s or s.startswith("#") or (m and m.group(1) in ("msgctxt", "msgid"))):
+            if entry.get("msgid") and entry["msgstr"] and not fuzzy:  # the previous entry is complete
+                yield entry["msgid"], entry["msgstr"]
+            entry, fuzzy, key = {}, False, None
+        if s.startswith("#,"):
+            fuzzy = fuzzy or "fuzzy" in s
+        elif m:
+            field = m.group(1)
+            key = "msgstr" if field in ("msgstr", "msgstr[0]") else field if field in ("msgctxt", "msgid") else None
+            if key:
+                entry[key] = ast.literal_eval(m.group(2))
+        elif s.startswith('"') and key:
+            entry[key] += ast.literal_eval(s)
+
+
+def _ui_text(text: str) -> str:
+    """A catalogue string as plain text: markup dropped, ``%(name)s`` / ``{name}`` -> the name, ``%s`` -> ``…``."""
+    text = re.sub(r"<[^>]+>", "", text)
+    text = _PLACEHOLDER.sub(lambda m: (m.group(1) or m.group(2) or "…").replace("_", " "), text)
+    return _clean(text)
+
+
+def django_l10n(wheel: Path, languages: tuple[str, ...] = ()) -> dict[str, list[Pair]]:
+    """{locale: [Pair(translation, English original)]} from the message catalogues of a Django wheel (English
+    locales skipped; ``languages`` () = every other locale; an unknown one is an error naming those there are)."""
+    by_lang: dict[str, list[Pair]] = defaultdict(list)
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if re.search(r"/locale/[^/]+/LC_MESSAGES/[^/]+\.po$", n)]
+        found = sorted({n.split("/locale/")[1].split("/")[0] for n in names} - {"en"})
+        found = [lang for lang in found if not lang.startswith("en_")]
+        unknown = sorted(set(languages) - set(found))
+        if unknown:
+            raise ValueError(f"{wheel.name}: no catalogues for locales {unknown}; it has {found}")
+        wanted = set(languages or found)
+        for name in sorted(names):
+            lang = name.split("/locale/")[1].split("/")[0]
+            if lang not in wanted:
+                continue
+            for msgid, msgstr in po_entries(zf.read(name).decode("utf-8", errors="replace")):
+                en, tr = _ui_text(msgid), _ui_text(msgstr)
+                if len(en) >= L10N_MIN_CHARS and tr and en != tr and re.search(r"\w", en):
+                    by_lang[lang].append(Pair(tr, en, source=f"django_l10n/{lang}", task="symmetric"))
+    return {lang: by_lang[lang] for lang in sorted(by_lang)}
 
 
 def squad_eval_beir(tasks: Path, out: Path) -> Path:

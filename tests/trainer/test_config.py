@@ -66,3 +66,28 @@ def test_cli_reports_config_errors(capsys):
     assert "unknown config keys" in capsys.readouterr().err
     assert main(["pretrain", "--steps=3"]) == 2
     assert "needs --train, --init and --out" in capsys.readouterr().err
+
+
+def test_multilingual_config_is_licence_clean_and_holds_out_every_xquad_language():
+    from trainer.heldout import HeldOutError, check_beir
+    from trainer.licences import LICENCES
+    from trainer.recipe import dense_base, eval_folders
+
+    cfg = load_config(CONFIGS / "multilingual.toml")
+    assert cfg.base == "e5" and cfg.prefixes and not cfg.research and cfg.num_experts == 8 and cfg.top_k == 2
+    assert all(LICENCES[s].commercial for s in cfg.data.sources)
+    assert {"django_l10n", "chatterbot", "squad_shifts"} <= set(cfg.data.sources)
+    assert {"de", "es", "zh_Hans", "ar", "hi", "ru"} <= set(cfg.data.languages)
+    folders = [f for spec in cfg.eval.beir for f in eval_folders(spec)]
+    names = {f.name for f in folders}
+    assert {"scifact", "cranfield", "techfaq", "squad_shifts-nyt"} <= names
+    assert {f"xquad-{lang}" for lang in ("en", "de", "es", "zh", "ar", "hi", "ru")} <= names
+    assert sum("@" in spec for spec in cfg.eval.beir) == 3  # cross-lingual: questions over English paragraphs
+    for folder in folders:  # every evaluation set is held out (by name), so training can never read it
+        with pytest.raises(HeldOutError):
+            check_beir(folder, "test")
+    assert cfg.eval.baseline == f"{cfg.out_dir}/upcycled" and cfg.eval.backend == "onnx"
+    assert not any("xquad" in s or "nyt" in s for s in cfg.mine.sources) and not cfg.mine.corpora
+    assert cfg.pretrain.bf16 is False and cfg.pretrain.save_every and cfg.finetune.save_every
+    assert dense_base("default") is None and dense_base("some/folder") == Path("some/folder")
+    assert eval_folders("a/x@b/y:test") == [Path("a/x"), Path("b/y")] and eval_folders("a/x") == [Path("a/x")]

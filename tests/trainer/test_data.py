@@ -183,3 +183,85 @@ def test_bigbench_tarball_extracts_only_the_tasks_used(tmp_path):
     assert bigbench_tasks(tmp_path / "other", str(tmp_path / "src" / "bigbench-1.0.0")) == src
     with pytest.raises(FileNotFoundError, match="not a bigbench sdist"):
         bigbench_tasks(tmp_path / "other", str(tmp_path))
+
+
+PO_DE = '''\
+# This file is distributed under the same license as the Django package.
+msgid ""
+msgstr ""
+"Content-Type: text/plain; charset=UTF-8\\n"
+
+#: forms.py:10
+msgid "Enter a valid email address."
+msgstr "Bitte gültige E-Mail-Adresse eingeben."
+
+msgctxt "abbrev. month"
+msgid "Jan."
+msgstr "Jan."
+
+#, python-format
+msgid ""
+"Please enter the correct %(username)s and password for a staff account. "
+"Note that both fields may be case-sensitive."
+msgstr ""
+"Bitte %(username)s und Passwort für einen Staff-Account eingeben. "
+"Beide Felder berücksichtigen die Groß-/Kleinschreibung."
+
+#, fuzzy
+msgid "Delete selected items"
+msgstr "Ausgewählte löschen (unsicher)"
+msgid "Untranslated string"
+msgstr ""
+#, python-format
+msgid "%(count)d item"
+msgid_plural "%(count)d items"
+msgstr[0] "%(count)d Eintrag"
+msgstr[1] "%(count)d Einträge"
+msgid "Show <b>all</b> of {name}"
+msgstr "Alle von {name} <b>zeigen</b>"
+
+#~ msgid "Obsolete string"
+#~ msgstr "Veraltet"
+'''
+
+
+def django_wheel(path: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("django/conf/locale/de/LC_MESSAGES/django.po", PO_DE)
+        zf.writestr("django/contrib/admin/locale/zh_Hans/LC_MESSAGES/djangojs.po",
+                    'msgid "Today"\nmsgstr "今天"\n\nmsgid "Now"\nmsgstr "现在"\n')
+        zf.writestr("django/conf/locale/en_GB/LC_MESSAGES/django.po", 'msgid "Colour"\nmsgstr "Colour"\n')
+        zf.writestr("django/conf/locale/de/LC_MESSAGES/django.mo", b"\x00binary")
+    return path
+
+
+def test_django_l10n_pairs_translations_with_their_english_originals(tmp_path):
+    wheel = django_wheel(tmp_path / "Django-5.2.20-py3-none-any.whl")
+    got = sources.django_l10n(wheel)
+    assert sorted(got) == ["de", "zh_Hans"]  # English locales are no pairs
+    assert [(p.query, p.pos) for p in got["de"]] == [
+        ("Bitte gültige E-Mail-Adresse eingeben.", "Enter a valid email address."),
+        ("Bitte username und Passwort für einen Staff-Account eingeben. Beide Felder berücksichtigen die "
+         "Groß-/Kleinschreibung.", "Please enter the correct username and password for a staff account. Note "
+         "that both fields may be case-sensitive."),
+        ("count Eintrag", "count item"), ("Alle von name zeigen", "Show all of name")]
+    assert {(p.source, p.task) for p in got["de"]} == {("django_l10n/de", "symmetric")}
+    assert [(p.query, p.pos) for p in got["zh_Hans"]] == [("今天", "Today"), ("现在", "Now")]
+    assert list(sources.django_l10n(wheel, ("zh_Hans",))) == ["zh_Hans"]
+    with pytest.raises(ValueError, match=r"no catalogues for locales \['fr'\]; it has \['de', 'zh_Hans'\]"):
+        sources.django_l10n(wheel, ("de", "fr"))
+
+
+def test_build_data_writes_one_django_l10n_file_per_locale_with_its_licence(tmp_path):
+    data = tmp_path / "data"
+    (data / "sources" / "django").mkdir(parents=True)
+    django_wheel(data / "sources" / "django" / "Django-5.2.20-py3-none-any.whl")  # cached: no pip download
+    manifest = build_data(DataConfig(sources=("django_l10n",), languages=("de",)), data)
+    assert list(manifest["sources"]) == ["django_l10n-de"]
+    info = manifest["sources"]["django_l10n-de"]
+    assert info["written"] == 4 and info["commercial"] and info["licence"].startswith("BSD-3-Clause")
+    assert {r.source for r in read_jsonl(data / "pairs" / "django_l10n-de.jsonl")} == {"django_l10n/de"}
+    with pytest.raises(ValueError, match="locale names"):
+        DataConfig(languages=("German",))

@@ -180,3 +180,104 @@ def test_techfaq_builds_from_the_debian_packages(tmp_path):
     except RuntimeError as exc:
         pytest.skip(f"apt-get download unavailable: {exc}")
     assert info["queries"] > 250
+
+
+# ---------------------------------------------------------------- XQuAD (generated stand-ins, never the real data)
+
+XQ_PARAS = ["The Panthers' defence gave up just 308 points, ranking sixth in the league, while also leading it in "
+            "interceptions with 24 and boasting four selections to the annual all-star game.",
+            "Normandy lies on the northern coast of France; its name comes from the Norsemen who settled there in "
+            "the tenth century and swore fealty to the king of West Francia.",
+            "Café culture in the old harbour town grew around the “Grand Marché”, where merchants met every "
+            "morning to trade cloth, salt and news from the ships anchored in the bay."]
+XQ_QUESTIONS = ["How many points did the Panthers' defence give up?", "Where does Normandy's name come from?",
+                "Where did the merchants meet every morning?"]
+XQ_DE = ["Die Verteidigung der Panthers ließ nur 308 Punkte zu und belegte damit den sechsten Platz der Liga.",
+         "Wie viele Punkte ließ die Verteidigung der Panthers zu?"]
+
+
+def write_xquad(folder: Path, paras: list[str], questions: list[str]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "qrels").mkdir()
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"p{i}", "title": "", "text": t},
+                                                            ensure_ascii=False) + "\n" for i, t in enumerate(paras)))
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": t}, ensure_ascii=False) + "\n"
+                                                  for i, t in enumerate(questions)))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"q{i}\tp{min(i, len(paras) - 1)}\t1\n" for i in range(len(questions))))
+    return folder
+
+
+def squad_file(tasks: Path, paragraphs: list[tuple[str, list[str]]]) -> None:
+    """A squad_shifts-like ``squaddev_v1.1.json`` (SQuAD layout) under ``tasks/squad_shifts``."""
+    data = {"version": "1.1", "data": [{"title": "t", "paragraphs": [
+        {"context": ctx, "qas": [{"id": f"{n}-{k}", "question": q, "answers": []} for k, q in enumerate(qs)]}
+        for n, (ctx, qs) in enumerate(paragraphs)]}]}
+    (tasks / "squad_shifts").mkdir(parents=True)
+    (tasks / "squad_shifts" / "squaddev_v1.1.json").write_text(json.dumps(data, ensure_ascii=False))
+
+
+def test_normalise_folds_unicode_forms_quotes_and_invisible_characters():
+    from trainer.heldout import normalise
+
+    assert normalise("Café  “Grand\u00a0Marché”\n") == normalise("cafe\u0301 \"grand marche\u0301\"") == \
+        "café grand marché"
+    assert normalise("ﬁne Ｆｕｌｌ wi\u00addth zero\u200bwidth") == "fine full width zerowidth"
+    assert normalise("The Panthers’ defence") == normalise("the panthers' DEFENCE")
+
+
+def test_decontamination_drops_squad_records_of_xquad_paragraphs_and_questions_in_any_language(tmp_path):
+    from trainer import sources
+
+    root = tmp_path / "beir"
+    write_xquad(root / "xquad-en", XQ_PARAS, XQ_QUESTIONS)
+    write_xquad(root / "xquad-de", XQ_DE[:1], XQ_DE[1:])
+    tasks = tmp_path / "tasks"
+    fresh = "An unrelated paragraph about glaciers, which move slowly downhill under their own weight."
+    squad_file(tasks, [
+        (XQ_PARAS[0].replace("’", "'").replace(" ", "  "), [XQ_QUESTIONS[0], "A new question on the same text?"]),
+        (XQ_PARAS[1].replace("'", "\u2019").upper() + "\n", ["Who settled there?"]),  # case, quotes, newline
+        ("An introduction sentence. " + XQ_PARAS[2].replace("é", "e\u0301"), ["Why did the town grow?"]),  # inside
+        (fresh, ["How do glaciers move?", XQ_QUESTIONS[1]]),  # a held-out question over a fresh paragraph
+    ])
+    records = list(sources.squad_shifts(tasks, "wiki"))
+    assert len(records) == 6
+    other = [Pair(XQ_DE[1].lower(), "eine Antwort"), Pair("Frage", XQ_DE[0]), Pair("q", "a training document")]
+    dec = Decontaminator.from_files(root, None)
+    kept, stats = finalise(records + other, dec, 0, 0, "squad_shifts-wiki")
+    assert sorted((r.query, r.pos) for r in kept) == [("How do glaciers move?", fresh), ("q", "a training document")]
+    assert stats["decontaminated"] == 7
+
+
+def test_xquad_folders_are_refused_by_name_and_by_hash(tmp_path):
+    for name in ("xquad-en", "xquad-zh", "XQuAD-th", "xquad"):
+        folder = write_xquad(tmp_path / name, XQ_PARAS, XQ_QUESTIONS)
+        for split in ("test", "train"):
+            with pytest.raises(HeldOutError, match="held out"):
+                check_beir(folder, split)
+        with pytest.raises(HeldOutError):
+            read_training([f"{folder}:test"])
+        with pytest.raises(HeldOutError):
+            corpus_docs(f"s={folder}")
+    with pytest.raises(HeldOutError):
+        check_source("xquad-de/test")
+    check_beir(write_xquad(tmp_path / "squad-like", XQ_PARAS, XQ_QUESTIONS), "test")  # another name: allowed
+    for lang in ("en", "de", "es", "zh", "ar", "hi", "ru"):
+        if (SHARED / f"xquad-{lang}" / "corpus.jsonl").is_file():  # a renamed copy is caught by its files' hashes
+            copy = tmp_path / f"renamed-{lang}"
+            shutil.copytree(SHARED / f"xquad-{lang}", copy)
+            with pytest.raises(HeldOutError, match="identical to the held-out xquad"):
+                check_beir(copy, "test")
+            (copy / "qrels" / "test.tsv").unlink()  # the queries and the corpus alone are enough
+            with pytest.raises(HeldOutError, match=f"identical to the held-out xquad-{lang}"):
+                check_beir(copy, "train")
+
+
+@pytest.mark.skipif(not (SHARED / "xquad-en").is_dir(), reason="shared BEIR data not on this machine")
+def test_decontaminator_holds_every_xquad_paragraph_and_question_of_the_shared_folders():
+    dec = Decontaminator.from_files(SHARED, None)
+    for lang in ("en", "de", "zh", "ar"):
+        paras = [json.loads(x)["text"] for x in (SHARED / f"xquad-{lang}" / "corpus.jsonl").read_text().splitlines()]
+        qs = [json.loads(x)["text"] for x in (SHARED / f"xquad-{lang}" / "queries.jsonl").read_text().splitlines()]
+        assert len(paras) == 240 and all(dec.is_held_out(" ".join(p.split()) + " ") for p in paras)
+        assert all(dec.is_held_out(q) for q in qs)

@@ -67,3 +67,12 @@ def test_model_licence_of_commercial_sources_only():
     used = used_licences(manifest(), ["wordnet"])
     assert used["wordnet"]["commercial"] and model_licence(used).startswith("Apache-2.0")
     assert "user-supplied" not in model_licence(used)
+
+
+def test_multilingual_sources_are_classified_and_the_multilingual_recipe_is_licence_clean():
+    assert LICENCES["django_l10n"].commercial and LICENCES["django_l10n"].licence.startswith("BSD-3-Clause")
+    assert "django==" in LICENCES["django_l10n"].origin and "django_l10n" in COMMERCIAL_SOURCES
+    cfg = load_config("trainer/configs/multilingual.toml")
+    assert not cfg.research and all(LICENCES[s].commercial for s in cfg.data.sources)
+    with pytest.raises(ValueError, match="multiemo"):  # its multilingual reviews stay non-commercial
+        load_config("trainer/configs/multilingual.toml", {"data.sources": "django_l10n,multiemo"})
