@@ -97,8 +97,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    """Make the default model folder ready for the runtime: upcycle the base if no model exists, and
-    (re)export its ONNX files when they are missing or were built from other weights."""
+    """Make the default model folder ready for the runtime: upcycle the base if no model exists, (re)export its
+    ONNX files (the CPU's fp32 file included) when they are missing or were built from other weights, and time int8
+    against fp32 on this CPU into onnx/variant.json, which picks the file the CPU runtime serves
+    (embedder.cpu_variant); a current measurement is kept unless ``--remeasure``."""
     model_dir = Path(args.model_dir) if args.model_dir else default_model_dir()
     if (model_dir / "current").is_file() or "@" in model_dir.name:  # a published name or NAME@VERSION
         model_dir = resolve(model_dir).folder
@@ -110,13 +112,28 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
         build_model(model_dir)
         print(f"upcycled the {BUILT_MODELS[model_dir.name]} base encoder into {model_dir}")
+    from .cpu_variant import CPU_FP32, VARIANT_JSON, current, measure, write
     from .export import DEFAULT_VARIANTS, export, is_current
 
-    if is_current(model_dir, DEFAULT_VARIANTS):
-        print(f"{model_dir}/onnx is up to date")
+    variants = tuple(dict.fromkeys((*DEFAULT_VARIANTS, CPU_FP32)))  # CPU_FP32: the fp32 file int8 is timed against
+    stale = () if is_current(model_dir, variants) else tuple(v for v in variants if not is_current(model_dir, (v,)))
+    if stale:
+        export(model_dir, stale)
+        print(f"exported {model_dir}/onnx ({', '.join(stale)})")
     else:
-        export(model_dir, DEFAULT_VARIANTS)
-        print(f"exported {model_dir}/onnx")
+        print(f"{model_dir}/onnx is up to date")
+    onnx_dir = model_dir / "onnx"
+    calibration, why = current(onnx_dir)
+    if calibration is not None and not args.remeasure:
+        print(f"{onnx_dir / VARIANT_JSON} is up to date: serving {calibration.choice.describe()}")
+        return 0
+    if calibration is None:
+        print(f"timing int8 against fp32 on this CPU ({why})")
+    calibration = measure(model_dir)
+    path = write(onnx_dir, calibration)
+    print(f"{calibration.cpu.describe()}: int8 {calibration.int8_texts_per_s:.1f} texts/s, fp32 ({CPU_FP32}) "
+          f"{calibration.fp32_texts_per_s:.1f} texts/s ({calibration.texts} texts x {calibration.tokens} tokens); "
+          f"serving {calibration.choice.describe()}; wrote {path}")
     return 0
 
 
@@ -182,8 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default=None, help=f"comma-separated subset of {','.join(EXPORT_VARIANTS)}")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("prepare", help="build the default model folder and its ONNX files if missing or stale")
+    p = sub.add_parser("prepare", help="build the default model folder and its ONNX files if missing or stale, "
+                       "and pick the CPU's ONNX file (int8 or fp32) by timing both here")
     p.add_argument("model_dir", nargs="?", default=None)
+    p.add_argument("--remeasure", action="store_true", help="time int8 against fp32 again even when "
+                   "onnx/variant.json is current for these files on this CPU")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("embed", help="embed one text and print dims, first values and the provider that ran")

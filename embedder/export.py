@@ -5,7 +5,8 @@
 * ``model.cpu-int8.onnx``: the sparse gather/scatter graph (NonZero + GatherND + ScatterND per expert),
   ORT-optimised and dynamically quantised to int8, for CPU hosts.
 * ``model.gather-fp32.onnx`` / ``model.dense-fp32.onnx`` on request: the same gather/scatter graph in fp32,
-  and every expert computed on every token then masked (the benchmark baseline).
+  and every expert computed on every token then masked (the benchmark baseline).  ``embedder prepare`` also
+  writes the gather file: it is the CPU's fp32 candidate, timed against int8 there (embedder.cpu_variant).
 
 Every file has the dynamic axes (batch, sequence), outputs ``last_hidden_state`` plus one
 ``router_logits_{layer}`` per learned (topk) MoE layer, and carries config.json + moesearch.json in its metadata.

@@ -3,7 +3,10 @@
 Picks the onnxruntime provider explicitly and never falls back silently: ``device="cuda"`` raises
 unless the session really runs on the CUDA EP (ORT quietly drops to CPU when CUDA libraries are
 missing; only ``session.get_providers()`` tells), ``device="auto"`` tries CUDA when the build offers
-it and otherwise runs the int8 CPU file, and the choice is logged and kept in ``Embedder.provider``.
+it and otherwise runs on the CPU, and the choice is logged and kept in ``Embedder.provider``.  On the CPU,
+without an explicit ``variant``, the file is the one ``python -m embedder prepare`` measured as the faster on this
+CPU (int8 or fp32, ``onnx/variant.json``, see embedder.cpu_variant; ``cpu_variant`` forces one), kept with the
+reason in ``Embedder.cpu_choice``; a chosen file that is missing is an error, never a quiet switch to another.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from .cpu_variant import INT8, PREPARE, Choice, serving_choice
+from .cpu_variant import SETTINGS as CPU_VARIANTS
 from .registry import resolve
 from .routing import top_k_routing
 from .settings import ONNX_FILES, SEARCH_DOCUMENT, SEARCH_QUERY, EmbeddingSettings, default_model_dir
@@ -76,6 +81,17 @@ def choose_file(onnx_dir: Path, device: str, variant: str | None) -> Path:
                             f"{onnx_dir.parent}` to build the ONNX files")
 
 
+def cpu_file(onnx_dir: Path, choice: Choice) -> Path:
+    """The CPU file of ``choice``; its absence is an error that says what was chosen and how to build it."""
+    if choice.variant == INT8:
+        return choose_file(onnx_dir, "cpu", None)  # as before any measurement (its error names `export`)
+    path = onnx_dir / choice.file
+    if not path.is_file():
+        raise FileNotFoundError(f"{onnx_dir}: the CPU variant is {choice.describe()}, but {choice.file} is missing; "
+                                f"run `{PREPARE} {onnx_dir.parent}` to build it")
+    return path
+
+
 def require_cuda_ep() -> None:
     if CUDA not in ort.get_available_providers():
         raise RuntimeError(f"device='cuda' but this onnxruntime build has no CUDA EP (available: "
@@ -115,9 +131,15 @@ class Embedder:
 
     def __init__(self, model_dir: str | os.PathLike | None = None, device: str = "auto", dim: int | None = None,
                  variant: str | None = None, threads: int | None = None, max_length: int | None = None,
-                 spinning: bool = False):
+                 spinning: bool = False, cpu_variant: str = "auto"):
+        """``variant``: one exported file by name (see `VARIANT_FILES`), on any device.  Without it, CUDA runs the
+        fused file and the CPU the one `embedder.cpu_variant` chose for this CPU, or ``cpu_variant`` "int8" /
+        "fp32" when forced (MOESEARCH_ONNX_VARIANT)."""
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+        if cpu_variant not in CPU_VARIANTS:
+            raise ValueError(f"cpu_variant must be one of {CPU_VARIANTS}, got {cpu_variant!r}")
+        self.cpu_choice: Choice | None = None  # how the CPU file was chosen (None: not by the rule)
         self.model_ref = resolve(model_dir if model_dir else default_model_dir())
         self.model_dir = self.model_ref.folder
         self.settings = EmbeddingSettings.load(self.model_dir)
@@ -130,14 +152,16 @@ class Embedder:
         self.tokenizer.enable_truncation(self.max_length)
         onnx_dir = self.model_dir / "onnx"
         self.spinning = spinning  # onnxruntime's threads busy-wait between runs (open_session)
-        self.session = self._open(onnx_dir, device, variant, threads)
+        self.session = self._open(onnx_dir, device, variant, threads, cpu_variant)
         self.provider = self.session.get_providers()[0]
         self.router_outputs = [o.name for o in self.session.get_outputs() if o.name.startswith("router_logits_")]
         self.takes_task = "task_ids" in {i.name for i in self.session.get_inputs()}
         self._meta = self.session.get_modelmeta().custom_metadata_map
-        log.info("embedder %s: %s on %s", self.settings.model_id, self.model_file.name, self.provider)
+        log.info("embedder %s: %s on %s%s", self.settings.model_id, self.model_file.name, self.provider,
+                 f", {self.cpu_choice.describe()}" if self.cpu_choice else "")
 
-    def _open(self, onnx_dir: Path, device: str, variant: str | None, threads: int | None) -> ort.InferenceSession:
+    def _open(self, onnx_dir: Path, device: str, variant: str | None, threads: int | None,
+              cpu_setting: str) -> ort.InferenceSession:
         if device == "auto" and CUDA in ort.get_available_providers():
             try:
                 path = choose_file(onnx_dir, "cuda", variant)
@@ -149,7 +173,11 @@ class Embedder:
         real = "cuda" if device == "cuda" else "cpu"
         if real == "cuda":
             require_cuda_ep()
-        self.model_file = choose_file(onnx_dir, real, variant)
+        if real == "cpu" and variant is None:
+            self.cpu_choice = serving_choice(onnx_dir, cpu_setting)
+            self.model_file = cpu_file(onnx_dir, self.cpu_choice)
+        else:
+            self.model_file = choose_file(onnx_dir, real, variant)
         return open_session(self.model_file, real, threads, self.spinning)
 
     # --- properties -------------------------------------------------------------------------------------

@@ -225,6 +225,8 @@ def _dispatch(pipeline: Pipeline, args, filters) -> int:
                   f"{' (stale: re-index)' if stats.stale else ''}")
             if stats.extra.get("current_model_error"):
                 print(f"current model: {stats.extra['current_model_error']}")
+            if variant := stats.extra.get("onnx_variant"):
+                print(f"ONNX variant: {variant['summary']}")
             if stats.reindex_needed:
                 print(f"settings ask for model {stats.current_model} ({stats.configured_model_id}): run "
                       "`python -m indexer reindex`")

@@ -37,6 +37,10 @@ class ModelInfo:
     moe_mode: str = ""  # "topk" (learned router) | "task" (task experts, MoTE) | "dense"
     tasks: tuple[str, ...] = ()  # the tasks a task-expert model was built for
     task_layers: tuple[int, ...] = ()  # layers whose expert is picked by the task (task-expert models)
+    onnx_variant: str = ""  # int8 | fp32 (the CPU's measured or forced choice), else the served file's variant
+    variant_summary: str = ""  # e.g. "fp32 (int8 1.08x fp32 on this CPU, below the 1.15x rule)"
+    int8_texts_per_s: float | None = None  # `python -m embedder prepare`'s timing on this CPU (None: not measured)
+    fp32_texts_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,23 @@ def has_router(embedder) -> bool:
     return bool(getattr(embedder, "router_outputs", None))
 
 
+def onnx_variant(embedder) -> dict:
+    """The ONNX file the embedder serves and why: on a CPU without an explicit variant, the choice of
+    embedder.cpu_variant (int8 or fp32, both timings, the rule or the forcing setting); otherwise the file's own
+    export variant (a CUDA session, or a variant its caller named)."""
+    choice = getattr(embedder, "cpu_choice", None)
+    if choice is not None:
+        return choice.to_dict()
+    from embedder.settings import ONNX_FILES
+
+    name = Path(getattr(embedder, "model_file", "") or "").name
+    variant = next((v for v, file in ONNX_FILES.items() if file == name), "")
+    why = "the CUDA file" if getattr(embedder, "provider", "") == "CUDAExecutionProvider" else "named explicitly"
+    return {"variant": variant, "file": name, "setting": "", "int8_texts_per_s": None, "fp32_texts_per_s": None,
+            "int8_over_fp32": None, "min_int8_speedup": None, "unmeasured": "",
+            "summary": f"{variant or name or 'unknown'} ({why})"}
+
+
 def model_info(embedder) -> ModelInfo:
     import onnxruntime as ort
 
@@ -76,12 +97,15 @@ def model_info(embedder) -> ModelInfo:
     raw = folder / "moesearch.json"
     card = json.loads(raw.read_text()) if raw.is_file() else {}
     ref = getattr(embedder, "model_ref", None)
+    variant = onnx_variant(embedder)
     return ModelInfo(embedder.model_id, str(embedder.model_dir), summary, session[0], session,
                      tuple(ort.get_available_providers()), ort.__version__,
                      Path(getattr(embedder, "model_file", "")).name, card, has_router(embedder),
                      version=getattr(ref, "version", ""), label=getattr(ref, "label", ""),
                      moe_mode=getattr(embedder, "moe_mode", ""), tasks=tuple(getattr(embedder, "tasks", ())),
-                     task_layers=tuple(getattr(embedder, "task_layers", ())))
+                     task_layers=tuple(getattr(embedder, "task_layers", ())), onnx_variant=variant["variant"],
+                     variant_summary=variant["summary"], int8_texts_per_s=variant["int8_texts_per_s"],
+                     fp32_texts_per_s=variant["fp32_texts_per_s"])
 
 
 def routing_view(embedder, text: str, query: bool = True) -> RoutingView | None:

@@ -31,7 +31,7 @@ from .diskspace import check_space
 from .encoders import Encoders
 from .files import FileStore, Source, expand
 from .ingest import IngestLoop, ReadAhead
-from .model_view import ModelInfo, ModelTracker, RoutingView, model_info, routing_view
+from .model_view import ModelInfo, ModelTracker, RoutingView, model_info, onnx_variant, routing_view
 from .reindex import (
     BUILDING,
     READY,
@@ -123,7 +123,8 @@ class Pipeline:
     def _load_model(self, folder: Path, dim: int | None = None):
         from embedder.runtime import Embedder
 
-        return Embedder(folder, device=self.settings.device, dim=dim or self.settings.dim)
+        return Embedder(folder, device=self.settings.device, dim=dim or self.settings.dim,
+                        cpu_variant=self.settings.onnx_variant)
 
     def _create(self, name: str, spec: IndexSpec, state: str) -> Collection:
         col = self.root.create(name, collection_spec(spec, self.settings))
@@ -351,6 +352,7 @@ class Pipeline:
                      reindexing=self._reindexing.locked(),
                      extra={"chunk_tokens": active.spec.chunk_tokens, "chunk_overlap": active.spec.chunk_overlap,
                             "embedder_provider": getattr(self.embedder, "provider", ""),
+                            "onnx_variant": onnx_variant(self._serving()),
                             "current_model_error": self._models.error, "store": store})
 
     # --- the model -------------------------------------------------------------------------------------------

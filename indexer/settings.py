@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 
 Backend = Literal["edge", "local", "server"]
 Device = Literal["auto", "cpu", "cuda"]
+OnnxVariant = Literal["auto", "int8", "fp32"]  # embedder.cpu_variant.SETTINGS
 KeepFiles = Literal["uploads", "all", "none"]
 Quantization = Literal["int8", "none", "binary"]  # the store's QUANTIZATIONS (indexer/store/base.py)
 BACKENDS, DEVICES, KEEP_FILES = get_args(Backend), get_args(Device), get_args(KeepFiles)
@@ -48,6 +49,9 @@ class IndexerSettings(BaseSettings):
     model_dir: Path | None = env(None, "MOESEARCH_MODEL", "model folder, published NAME (follows its current pointer) "
                                  "or NAME@VERSION (default: the shipped model)")
     device: Device = env("auto", "MOESEARCH_DEVICE", "where the embedder runs")
+    onnx_variant: OnnxVariant = env("auto", "MOESEARCH_ONNX_VARIANT", "the ONNX file a CPU serves: auto = what "
+                                    "`python -m embedder prepare` measured here (fp32 unless int8 is >= 1.15x as "
+                                    "fast; int8 until measured), int8 or fp32 to force one")
     model_poll_seconds: float = env(2.0, "MOESEARCH_MODEL_POLL_SECONDS", "how often a running app reads a published "
                                     "model's current pointer again (a new version is then reported stale)", ge=0)
     dim: int | None = env(None, "MOESEARCH_DIM", "Matryoshka dim of the stored vectors (default: full)", gt=0)

@@ -27,6 +27,13 @@ def describe_model(card) -> str:
     return f"MoE mode `{card.moe_mode or 'unknown'}`, tasks: {tasks}"
 
 
+def describe_timings(card) -> str:
+    """Both CPU files' speed as `python -m embedder prepare` measured it here (what chose the ONNX variant)."""
+    if card.int8_texts_per_s is None or card.fp32_texts_per_s is None:
+        return "not measured"
+    return f"{card.int8_texts_per_s:.1f} / {card.fp32_texts_per_s:.1f} texts/s"
+
+
 def start_reindex(model: str | None, what: str) -> None:
     try:
         state["reindex_job"] = service.start_reindex(model=model)
@@ -108,7 +115,8 @@ with left:
         st.markdown(card.summary)
     s = card.settings
     rows = {"version": card.label, "MoE mode": card.moe_mode, "tasks": ", ".join(card.tasks) or "none",
-            "model file": card.model_file, "session providers": ", ".join(card.session_providers),
+            "model file": card.model_file, "ONNX variant": card.variant_summary or card.onnx_variant,
+            "int8 / fp32 on this CPU": describe_timings(card), "session providers": ", ".join(card.session_providers),
             "available providers": ", ".join(card.available_providers),
             "onnxruntime": card.onnxruntime_version, "device setting": service.settings.device,
             "pooling": s.get("pooling", ""), "Matryoshka dims": ", ".join(map(str, s.get("matryoshka_dims", []))),

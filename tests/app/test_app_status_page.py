@@ -39,6 +39,9 @@ def test_status_shows_model_provider_store_counts_and_last_ingest(app_env, tiny_
     assert card.model_id in page and str(tiny_model_dir) in page
     assert "embedded (qdrant-edge)" in page and str(app_env / "qdrant") in page
     assert "model.cpu-int8.onnx" in page and "CPUExecutionProvider" in page
+    # the shared tiny model was never timed by `prepare`: int8 serves, and the page says why
+    assert card.onnx_variant == "int8" and "int8 (not measured: no variant.json; run" in page
+    assert "not measured" in page.split("int8 / fp32 on this CPU", 1)[1][:200]
     assert any("the sample corpus, finished" in m.value for m in at.markdown)
     report = [d.value for d in at.dataframe if "reason" in d.value.columns][0]
     assert sorted(report["file"]) == sorted(p.name for p in sample_files())

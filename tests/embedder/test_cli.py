@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 
@@ -20,9 +21,14 @@ def test_cli_upcycle_export_embed(tiny_dense_dir, tmp_path, capsys):
     assert "no CUDA EP" in capsys.readouterr().err
 
 
-def test_cli_prepare_is_idempotent(tiny_model_dir, capsys):
-    assert main(["prepare", str(tiny_model_dir)]) == 0
-    assert "up to date" in capsys.readouterr().out
+def test_cli_prepare_is_idempotent(tiny_model_dir, tmp_path, capsys):
+    folder = tmp_path / "tiny"  # a copy: prepare writes onnx/variant.json, which the shared fixture must not get
+    shutil.copytree(tiny_model_dir, folder)
+    assert main(["prepare", str(folder)]) == 0
+    assert "onnx is up to date" in capsys.readouterr().out
+    assert main(["prepare", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "onnx is up to date" in out and "variant.json is up to date" in out
 
 
 def test_cli_prepare_refuses_a_missing_custom_model(tmp_path, capsys):

@@ -229,3 +229,34 @@ def test_closed_pipeline_says_so(make_settings, tiny_embedder):
         p.search("x")
     with Pipeline(make_settings(), embedder=tiny_embedder) as again:  # the lock was released
         assert again.stats().documents == 0
+
+
+def test_stats_and_model_info_carry_the_cpu_onnx_variant(make_settings, tiny_model_dir, tmp_path):
+    """The CPU's int8-vs-fp32 choice (embedder.cpu_variant) and both timings reach stats and the model card; the
+    setting MOESEARCH_ONNX_VARIANT forces one."""
+    import shutil
+
+    from embedder import cpu_variant as cv
+    from embedder.runtime import Embedder
+    from indexer.model_view import onnx_variant
+    from indexer.settings import IndexerSettings
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_model_dir, folder)
+    onnx = folder / "onnx"
+    cv.write(onnx, cv.Calibration(108.0, 100.0, cv.fingerprints(onnx), cv.CpuInfo.read()))
+    with Pipeline(make_settings(model_dir=folder)) as p:
+        card, variant = p.model_info(), p.stats().extra["onnx_variant"]
+    assert card.onnx_variant == "fp32" and card.model_file == "model.gather-fp32.onnx"
+    assert card.variant_summary == "fp32 (int8 1.08x fp32 on this CPU, below the 1.15x rule)"
+    assert (card.int8_texts_per_s, card.fp32_texts_per_s) == (108.0, 100.0)
+    assert variant["variant"] == "fp32" and variant["file"] == "model.gather-fp32.onnx"
+    assert variant["int8_over_fp32"] == 1.08 and variant["min_int8_speedup"] == 1.15
+    with Pipeline(make_settings(model_dir=folder, onnx_variant="int8")) as p:
+        card = p.model_info()
+    assert card.onnx_variant == "int8" and card.model_file == "model.cpu-int8.onnx"
+    assert card.variant_summary.startswith("int8 (forced by MOESEARCH_ONNX_VARIANT=int8; int8 1.08x fp32")
+    with pytest.raises(ValueError, match=r"MOESEARCH_ONNX_VARIANT must be one of \('auto', 'int8', 'fp32'\)"):
+        IndexerSettings.from_env({"MOESEARCH_ONNX_VARIANT": "fp16"})
+    explicit = onnx_variant(Embedder(folder, device="cpu", variant="fused"))  # a file its caller named
+    assert explicit["variant"] == "fused" and explicit["summary"] == "fused (named explicitly)"
