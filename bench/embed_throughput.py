@@ -40,21 +40,10 @@ LABELS = {"a": "sentence-transformers MiniLM-L6 (torch fp32)", "b": "dense base,
 
 
 def cpu_name() -> str:
-    """The CPU model and its SIMD flags that matter for int8 (VNNI, AMX, AVX-512), from /proc/cpuinfo."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    fields: dict[str, str] = {}
-    for line in info.splitlines():
-        if not line.strip():
-            break  # the first processor's block is enough
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    flags = set(fields.get("flags", "").split())
-    simd = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags)
-    return (f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, "
-            f"model {fields.get('model', '?')}; {simd or 'no AVX2'})")
+    """The CPU model and its SIMD flags that matter for int8 (VNNI, AMX, AVX-512): the runtime's own reading."""
+    from embedder.cpu_variant import CpuInfo
+
+    return CpuInfo.read().describe()
 
 
 def passages(n: int) -> list[str]:

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from embedder.cpu_variant import CpuInfo
+
 from .data import doc_text, load_beir, split_spec
 from .measures import measure_run
 from .stats import RESAMPLES, SEED
@@ -141,7 +143,8 @@ def evaluate(backend, folder: str | Path, split: str = "test", *, max_length: in
               "backend": backend.name, "queries": len(qids), "docs": len(dids), "max_length": max_length,
               "dim": dim or backend.hidden_size, "query_prefix": s.query_prefix,
               "document_prefix": s.document_prefix, **measure_run(judged, run, resamples, seed),
-              "top10": {qid: list(run[qid])[:10] for qid in qids}, "seconds": round(time.time() - t0, 1)}
+              "top10": {qid: list(run[qid])[:10] for qid in qids}, "seconds": round(time.time() - t0, 1),
+              "cpu": CpuInfo.read().describe()}
     log.info("%s", json.dumps(summary(result)))
     return result
 
