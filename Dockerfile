@@ -82,5 +82,7 @@ VOLUME ["/data"]
 EXPOSE 8501
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=5 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"
-CMD ["streamlit", "run", "app/main.py", "--server.headless", "true", "--server.address", "0.0.0.0", \
+# python -m app.server: streamlit run of the app's st.App (the admin session cookie's route); 0.0.0.0 inside the
+# container, published on the host's 127.0.0.1 only by docker-compose.yml.
+CMD ["python", "-m", "app.server", "--server.headless", "true", "--server.address", "0.0.0.0", \
      "--server.port", "8501"]

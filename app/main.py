@@ -1,4 +1,6 @@
-"""Entry point: ``streamlit run app/main.py``. Sets up the page and the navigation; the pages do the rest.
+"""The app's script: served by ``python -m app.server`` (``scripts/run.sh``; plain ``streamlit run app/main.py``
+works too, without sign-ins that survive a reload). Sets up the page, the admin session and the navigation; the
+pages do the rest.
 
 The page scripts live in ``app/views/``, not ``app/pages/``: Streamlit treats a ``pages/`` folder next to the
 entry point as a legacy multipage app, so a deep link such as ``/ingest`` would run the page without this file
@@ -16,11 +18,16 @@ if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/ (not the 
 
 import streamlit as st  # noqa: E402
 
+from app.auth import refresh_admin  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 
-st.set_page_config(page_title="moesearch", page_icon=":material/manage_search:", layout="wide")
+# The favicon is a local file (sent inline): a ":material/...:" page icon makes the browser fetch it from Google's
+# font CDN, and nothing the app shows may leave this machine.
+st.set_page_config(page_title="moesearch", page_icon=HERE / "favicon.svg", layout="wide")
 st.set_option("client.toolbarMode", "viewer")  # no "Deploy" or developer menu for end users
 st.set_option("client.showErrorDetails", "type")  # an unexpected error never shows a traceback in the browser
+refresh_admin()  # a reload or a new tab: signed in again from the session cookie; a revoked sign-in ends here
 pages = [
     st.Page(HERE / "views" / "search.py", title="Search", icon=":material/search:", default=True),
     st.Page(HERE / "views" / "ingest.py", title="Ingest", icon=":material/upload_file:", url_path="ingest"),

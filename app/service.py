@@ -55,6 +55,10 @@ class Busy(RuntimeError):
     """Another ingest, delete or reindex is running in this app; the message says which."""
 
 
+class NotEmpty(RuntimeError):
+    """The index holds documents already (the sample corpus is for an empty one)."""
+
+
 @dataclass
 class Job:
     """One write operation: its live progress while it runs, then its result or error (from its future)."""
@@ -256,6 +260,15 @@ class Service:
             if spool is not None:
                 remove_spool(spool)
             raise
+
+    def start_sample(self) -> Job:
+        """Load the bundled sample corpus (its own files, nothing else) in the background, into an empty index only:
+        refused with ``NotEmpty`` once the index holds a document, so it may be offered without sign-in on a fresh
+        install.  Clicks from two browsers at once: the second is refused with ``Busy`` while the first loads, and
+        with ``NotEmpty`` after it."""
+        if self.stats().documents:
+            raise NotEmpty("the sample corpus is only loaded into an empty index")
+        return self.start_ingest(sample_files(), "the sample corpus")
 
     def start_ingest_uploads(self, files: Iterable[tuple[str, bytes | BinaryIO]], replace: bool = False) -> Job:
         uploads, label, spool = self._uploads(files)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fresh machine -> running product: install into .venv, build the default model's ONNX files, start the app
-# on the embedded Qdrant store under ./data. Set MOESEARCH_ADMIN_PASSWORD_HASH (python -m app.auth) for admin pages.
+# on the embedded Qdrant store under ./data, listening on 127.0.0.1:8501 (.streamlit/config.toml; streamlit flags
+# such as --server.address pass through). The first start prints an admin password (python -m app.auth --set
+# replaces it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -12,4 +14,4 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e ".[cpu,torch,app]"
 .venv/bin/python -m embedder prepare
-exec .venv/bin/streamlit run app/main.py --server.headless true "$@"
+exec .venv/bin/python -m app.server --server.headless true "$@"

@@ -119,7 +119,7 @@ def test_every_node_and_the_app_keep_data_in_their_own_named_volume(compose):
 
 def test_ports(compose):
     services = compose["services"]
-    assert published(services["app"]) == {8501: "8501"}
+    assert published(services["app"]) == {8501: "127.0.0.1:8501"}  # this host only (a TLS proxy exposes it)
     assert published(services["qdrant-1"]) == {6333: "127.0.0.1:6333"}  # REST for admins, this host only
     assert not published(services["qdrant-2"]) and not published(services["qdrant-3"])
     assert "EXPOSE 8501" in (ROOT / "Dockerfile").read_text()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.auth import is_admin
+from app.auth import is_admin, is_local
 from app.render import inject_css, report_table, result_card, routing_panel, service_or_stop
 from app.sample import EXAMPLES, sample_files
-from app.service import MODES, Busy
+from app.service import MODES, Busy, NotEmpty
 from app.snippets import md_escape
 
 inject_css()
@@ -31,13 +31,17 @@ if stats.documents == 0:
         st.info(f"Running now: {md_escape(job.describe())}. Results appear here when it finishes.")
     st.markdown(f"Or try the bundled sample corpus: {len(sample_files())} short public-domain texts (Lincoln, "
                 "Darwin, Thoreau, Melville, the Declaration of Independence and a PDF of the Bill of Rights).")
-    if not is_admin():
+    # Only the bundled files, only into an empty index (the service refuses otherwise): offered without sign-in to
+    # a browser on this machine (a fresh install), elsewhere to admins.
+    if not (is_local() or is_admin()):
         st.caption("An admin can load it (sign in on the Ingest page).")
     elif st.button("Load the sample corpus", type="primary", icon=":material/library_add:", disabled=job is not None):
         try:  # a background job: leaving the page does not stop it
-            job = service.start_ingest(sample_files(), "the sample corpus")
+            job = service.start_sample()
         except Busy as exc:
             st.warning(f"Another ingest is running: {md_escape(str(exc))}.")
+        except NotEmpty:
+            st.rerun()  # someone else loaded documents meanwhile
         else:
             bar = st.progress(0.0, text="Loading the sample corpus...")
             while not job.wait(0.25):

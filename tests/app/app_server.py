@@ -1,4 +1,5 @@
-"""Start ``streamlit run app/main.py`` on a free port (for the browser test and the screenshot script)."""
+"""Start the app as ``scripts/run.sh`` does (``python -m app.server``: ``streamlit run`` of its ``st.App`` with the
+session-cookie route) on a free port, for the browser tests and the screenshot script."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ def free_port() -> int:
 def streamlit_app(env: dict[str, str], log_file: Path, timeout: float = 60.0):
     """Yield the base URL of a running app; stop it (by its pid) afterwards."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none", "--global.developmentMode", "false", "--client.toolbarMode", "viewer"]
+    # The address (127.0.0.1) and usage statistics (off) come from the repository's .streamlit/config.toml, as for
+    # scripts/run.sh: the privacy test checks what that configuration makes the browser do.
+    cmd = [sys.executable, "-m", "app.server", "--server.headless", "true", "--server.port", str(port),
+           "--server.fileWatcherType", "none", "--global.developmentMode", "false"]
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
