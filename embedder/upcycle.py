@@ -19,7 +19,16 @@ from safetensors.torch import load_file
 
 from .config import TASK, TOPK, MoeBertConfig
 from .model import MoeBertModel
-from .settings import BUILT_MODELS, E5_DENSE_DIR, SETTINGS_FILE, TASKS, EmbeddingSettings, check_tasks, sha256
+from .settings import (
+    BUILT_MODELS,
+    E5_DENSE_DIR,
+    PROJECT_ROOT,
+    SETTINGS_FILE,
+    TASKS,
+    EmbeddingSettings,
+    check_tasks,
+    sha256,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +37,7 @@ BERT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_
                "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id")
 IGNORED_DENSE_KEYS = ("pooler.", "embeddings.position_ids")
 MINILM_LICENCE = "Apache-2.0 (all-MiniLM-L6-v2)"
+MODELS_DOC = PROJECT_ROOT / "docs" / "models.md"  # the built models' evaluation, appended to their cards
 
 
 def default_dense_dir() -> Path:
@@ -59,7 +69,11 @@ def build_model(folder: Path) -> Path:
     """Build one of `BUILT_MODELS` (an exact upcycle of its base, 8 experts, top-2, every other layer)."""
     if folder.name not in BUILT_MODELS:
         raise ValueError(f"{folder}: not a model built at install ({sorted(BUILT_MODELS)})")
-    return upcycle(folder, dense_dir_for(BUILT_MODELS[folder.name]), model_id=folder.name)
+    out = upcycle(folder, dense_dir_for(BUILT_MODELS[folder.name]), model_id=folder.name)
+    if MODELS_DOC.is_file():  # the measured evaluation of the built models goes into each one's card
+        with open(out / "README.md", "a", encoding="utf-8") as card:
+            card.write(f"\n## Evaluation (from docs/models.md)\n\n{MODELS_DOC.read_text(encoding='utf-8')}")
+    return out
 
 
 def base_settings(dense_dir: Path) -> EmbeddingSettings | None:
