@@ -29,6 +29,7 @@ MODELS_DIR = PROJECT_ROOT / "models"
 MULTILINGUAL_MODEL = MODELS_DIR / "multilingual-e5-moe"
 UPCYCLED_MODEL = MODELS_DIR / "minilm-moe-upcycled"
 BUILT_MODELS = {MULTILINGUAL_MODEL.name: "e5", UPCYCLED_MODEL.name: "minilm"}
+BASE_LANGUAGES = {"e5": "about 100 languages", "minilm": "English"}  # what each base reads (README, Status page)
 E5_DENSE_DIR = MODELS_DIR / "e5-dense-base"  # the converted dense e5 folder the multilingual model upcycles
 # What serves when MOESEARCH_MODEL is unset: a trained, published model under this name if one is committed,
 # else the built default (README "Models": why the multilingual exact upcycle is the default).

@@ -44,6 +44,31 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class BuiltModel:
+    """One of the models built at install (embedder.settings.BUILT_MODELS), as the Status page lists them."""
+
+    name: str
+    languages: str
+    built: bool  # its ONNX files exist (else `python -m embedder prepare` builds it when it is selected)
+    serving: bool  # the embedder in service runs it
+    setting: str  # how to select it
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.setting.startswith("MOESEARCH_MODEL="):
+            raise ValueError(f"a built model needs a name and a MOESEARCH_MODEL setting, got {self}")
+
+
+def built_models(serving_dir: str | os.PathLike | None) -> list[BuiltModel]:
+    """The models this server can build from its pip wheels, which are built, and which one serves."""
+    from embedder.settings import BASE_LANGUAGES, BUILT_MODELS, MODELS_DIR
+
+    serving = Path(serving_dir).resolve() if serving_dir else None
+    return [BuiltModel(name, BASE_LANGUAGES[base], (MODELS_DIR / name / "onnx" / "manifest.json").is_file(),
+                       serving == (MODELS_DIR / name).resolve(), f"MOESEARCH_MODEL={name}")
+            for name, base in BUILT_MODELS.items()]
+
+
+@dataclass(frozen=True)
 class RoutingView:
     """Router choices for one text, restricted to the text's own tokens (no prefix, [CLS] or [SEP])."""
 

@@ -10,6 +10,7 @@ from app.auth import configured_hash, fingerprint
 from app.render import inject_css, key_values, report_table, service_or_stop
 from app.service import Busy
 from app.snippets import local_time, md_escape
+from indexer import built_models
 
 inject_css()
 service = service_or_stop()
@@ -141,6 +142,13 @@ with right:
     key_values(rows)
     if (job := service.busy) is not None:
         st.info(f"Running now: {job.describe()}")
+
+st.markdown("### Models on this server")
+st.caption("Built at install from pip wheels; select one with the setting shown and restart (`prepare` builds it), "
+           "then re-index.")
+st.dataframe([{"model": m.name, "languages": m.languages, "state": "serving" if m.serving else
+               ("built" if m.built else "not built yet"), "select with": m.setting}
+              for m in built_models(card.model_dir)], hide_index=True, width="stretch")
 
 others = [c for c in service.collections() if c.state != "active"]
 if others:

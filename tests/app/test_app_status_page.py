@@ -45,6 +45,10 @@ def test_status_shows_model_provider_store_counts_and_last_ingest(app_env, tiny_
     assert any("the sample corpus, finished" in m.value for m in at.markdown)
     report = [d.value for d in at.dataframe if "reason" in d.value.columns][0]
     assert sorted(report["file"]) == sorted(p.name for p in sample_files())
+    models = [d.value for d in at.dataframe if "select with" in d.value.columns][0]
+    assert list(models["model"]) == ["multilingual-e5-moe", "minilm-moe-upcycled"]
+    assert list(models["select with"]) == ["MOESEARCH_MODEL=multilingual-e5-moe", "MOESEARCH_MODEL=minilm-moe-upcycled"]
+    assert "serving" not in list(models["state"])  # the tiny test model serves, not a built one
 
 
 def test_last_ingest_report_survives_a_restart(app_env, monkeypatch, admin_hash):

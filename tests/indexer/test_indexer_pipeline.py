@@ -260,3 +260,14 @@ def test_stats_and_model_info_carry_the_cpu_onnx_variant(make_settings, tiny_mod
         IndexerSettings.from_env({"MOESEARCH_ONNX_VARIANT": "fp16"})
     explicit = onnx_variant(Embedder(folder, device="cpu", variant="fused"))  # a file its caller named
     assert explicit["variant"] == "fused" and explicit["summary"] == "fused (named explicitly)"
+
+
+def test_built_models_lists_both_and_marks_the_serving_one(tmp_path):
+    from embedder.settings import MODELS_DIR
+    from indexer import built_models
+
+    rows = built_models(MODELS_DIR / "multilingual-e5-moe")
+    assert [(m.name, m.languages) for m in rows] == [("multilingual-e5-moe", "about 100 languages"),
+                                                      ("minilm-moe-upcycled", "English")]
+    assert [m.serving for m in rows] == [True, False]
+    assert not any(m.serving for m in built_models(tmp_path)) and not any(m.serving for m in built_models(None))
