@@ -1,9 +1,11 @@
 """Untrusted document text -> safe HTML (pure functions, no Streamlit).
 
 Every piece of document text goes through ``html.escape`` before it is wrapped in markup: highlighting works
-on the raw text (words matched with the indexer's own ``\\w+`` rule), escapes the text between and inside the
-matches, and only then adds ``<mark>``, so a document holding ``<script>`` or ``<img onerror=...>`` shows those
-characters as text.  The strings returned here are the only HTML the app builds from document content.
+on the raw text (where the hit's matched terms occur, found by the indexer's own word rules: whole words, and
+substrings in Chinese, Japanese, Thai and the other scripts written without spaces), escapes the text between
+and inside the matches, and only then adds ``<mark>``, so a document holding ``<script>`` or
+``<img onerror=...>`` shows those characters as text.  The strings returned here are the only HTML the app
+builds from document content.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
 
-WORD = re.compile(r"\w+", re.UNICODE)
+from indexer import highlight_spans
+
 PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 LINE = re.compile(r"[ \t]*\n[ \t]*")
 SCORE_KIND = {"hybrid": "RRF", "dense": "cosine", "keyword": "BM25"}
@@ -56,17 +59,14 @@ def tidy(text: str) -> str:
 
 
 def highlight(text: str, terms: Iterable[str]) -> str:
-    """``text`` HTML-escaped, with words equal (case-insensitively) to one of ``terms`` in ``<mark>``."""
-    wanted = {t.lower() for t in terms if t}
-    if not wanted:
-        return escape(text)
+    """``text`` HTML-escaped, with the occurrences of ``terms`` (a hit's matched terms) in ``<mark>``: words equal
+    to one (case-insensitively), and a term of a script without spaces wherever it occurs (北京 in 我在北京大学)."""
     out: list[str] = []
     pos = 0
-    for m in WORD.finditer(text):
-        if m.group().lower() in wanted:
-            out.append(escape(text[pos:m.start()]))
-            out.append(f"<mark>{escape(m.group())}</mark>")
-            pos = m.end()
+    for start, end in highlight_spans(text, terms):
+        out.append(escape(text[pos:start]))
+        out.append(f"<mark>{escape(text[start:end])}</mark>")
+        pos = end
     out.append(escape(text[pos:]))
     return "".join(out)
 

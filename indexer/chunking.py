@@ -8,12 +8,21 @@ page's chunks cover the page exactly, start to end: consecutive spans overlap by
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from .keywords import NO_SPACE
+
 PARAGRAPH, SENTENCE, CLAUSE, WORD, INSIDE = 4, 3, 2, 1, 0
-SENTENCE_END = ".!?\u3002\uff01\uff1f"
-CLOSERS = "\"')]}\u201d\u2019\u00bb"
+# Sentence ends: Latin; CJK full stops (。！？｡); Devanagari danda; Arabic question mark; Urdu, Myanmar, Khmer and
+# Ethiopic full stops.  The ASCII ones end a sentence only before a space ("3.14", "e.g." do not); the wide ones
+# also right before the next character (Chinese and Japanese put no space after them).
+WIDE_SENTENCE_END = "\u3002\uff01\uff1f\uff61\u0964\u0965\u061f\u06d4\u104b\u17d4\u1362"
+SENTENCE_END = ".!?" + WIDE_SENTENCE_END
+CLAUSE_END = ";:\uff0c\u3001\uff1b\uff1a\u060c\u061b"  # ; : and the CJK / Arabic commas and semicolons
+WIDE_CLAUSE_END = CLAUSE_END[2:]
+CLOSERS = "\"')]}\u201d\u2019\u00bb\u300d\u300f\u3011\uff09"
 SEGMENT_CHARS = 200_000  # a page longer than this is tokenized a stretch at a time (see iter_chunks)
 
 
@@ -35,21 +44,51 @@ class Chunk:
 
 
 def gap_score(text: str, prev_end: int, next_start: int) -> int:
-    """How good a cut is between a token ending at ``prev_end`` and the next starting at ``next_start``."""
+    """How good a cut is between a token ending at ``prev_end`` and the next starting at ``next_start``.
+
+    Without a space between them (Chinese, Japanese, Thai), a cut after a full-width full stop or comma is a
+    sentence or clause boundary, one between two tokens of a script written without spaces a word boundary (the
+    tokenizer's pieces are words or parts of one there), anything else inside a word."""
     gap = text[prev_end:next_start]
+    k = prev_end - 1
+    while k >= 0 and text[k] in CLOSERS:
+        k -= 1
     if not gap:
+        if k >= 0 and text[k] in WIDE_SENTENCE_END:
+            return SENTENCE
+        if k >= 0 and text[k] in WIDE_CLAUSE_END:
+            return CLAUSE
+        nxt = text[prev_end] if prev_end < len(text) else ""
+        if prev_end > 0 and nxt.isalnum() and no_space(text[prev_end - 1]) and no_space(nxt):  # not before a mark
+            return WORD
         return INSIDE
     newlines = gap.count("\n")
     if newlines >= 2:
         return PARAGRAPH
-    k = prev_end - 1
-    while k >= 0 and text[k] in CLOSERS:
-        k -= 1
     if k >= 0 and text[k] in SENTENCE_END or newlines == 1:
         return SENTENCE
-    if k >= 0 and text[k] in ";:":
+    if k >= 0 and text[k] in CLAUSE_END:
         return CLAUSE
     return WORD
+
+
+def no_space(ch: str) -> bool:
+    """Whether ``ch`` is a letter of a script written without spaces between words (Han, kana, Thai, ...)."""
+    c = ord(ch)
+    if c < NO_SPACE[0][0] or not any(a <= c <= b for a, b in NO_SPACE):
+        return False
+    return ch.isalnum() or unicodedata.category(ch)[0] == "M"
+
+
+def widen(text: str, offsets: Sequence[tuple[int, int]], i: int) -> tuple[int, int]:
+    """The gap before token ``i`` with the whitespace its neighbours' offsets cover added (SentencePiece tokens'
+    offsets include the space before a word: "▁world" spans " world", so the offsets alone show no gap)."""
+    a, b = offsets[i - 1][1], offsets[i][0]
+    while a > offsets[i - 1][0] and text[a - 1].isspace():
+        a -= 1
+    while b < offsets[i][1] and text[b].isspace():
+        b += 1
+    return a, max(a, b)
 
 
 def plan_spans(text: str, offsets: Sequence[tuple[int, int]], max_tokens: int, overlap: int) -> list[Span]:
@@ -62,8 +101,7 @@ def plan_spans(text: str, offsets: Sequence[tuple[int, int]], max_tokens: int, o
     if n == 0:
         return []
     starts = [s for s, _ in offsets]
-    ends = [e for _, e in offsets]
-    score = [PARAGRAPH] + [gap_score(text, ends[i - 1], starts[i]) for i in range(1, n)]  # cut before token i
+    score = [PARAGRAPH] + [gap_score(text, *widen(text, offsets, i)) for i in range(1, n)]  # cut before token i
     spans: list[tuple[int, int]] = []  # token ranges [a, b)
     a = 0
     while True:
@@ -102,13 +140,15 @@ def token_offsets(tokenizer, text: str) -> list[tuple[int, int]]:
 
 def segments(text: str, size: int = SEGMENT_CHARS) -> Iterator[tuple[int, int]]:
     """``[start, end)`` stretches of ``text`` of at most about ``size`` chars that cover it, cut at the last
-    paragraph break (else line break, else space) before the limit, so no token straddles a cut."""
+    paragraph break (else line break, space or full-width full stop) before the limit, so no token straddles a
+    cut."""
     start, n = 0, len(text)
     while n - start > size:
         limit = start + size
         cut = max(text.rfind("\n\n", start + size // 2, limit), -1)
         if cut < 0:
-            cut = max(text.rfind("\n", start + size // 2, limit), text.rfind(" ", start + size // 2, limit))
+            cut = max(text.rfind("\n", start + size // 2, limit), text.rfind(" ", start + size // 2, limit),
+                      *(text.rfind(end, start + size // 2, limit) for end in WIDE_SENTENCE_END))
         cut = limit if cut < 0 else cut + 1
         yield start, cut
         start = cut

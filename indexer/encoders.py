@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 
 from .chunking import Chunk, chunk_pages
 from .schema import IndexSpec
-from .sparse import Bm25Encoder, Bm25Params
+from .sparse import Bm25Encoder, Bm25Params, resolve_language
 from .store.base import SparseVec
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ class Encoders:
 
     @classmethod
     def spec_for(cls, embedder, settings) -> IndexSpec:
-        bm25 = Bm25Params(settings.bm25_language, settings.bm25_k, settings.bm25_b, settings.bm25_avg_len)
+        tokenizer = getattr(embedder, "tokenizer", None)
+        language = resolve_language(settings.bm25_language, tokenizer.get_vocab_size() if tokenizer else 0)
+        bm25 = Bm25Params(language, settings.bm25_k, settings.bm25_b, settings.bm25_avg_len)
         similar = SYMMETRIC if SYMMETRIC in getattr(embedder, "tasks", ()) else SEARCH_DOCUMENT
         return IndexSpec(model_id=embedder.model_id, dim=int(embedder.dim), chunk_tokens=settings.chunk_tokens,
                          chunk_overlap=settings.chunk_overlap, bm25=bm25.as_dict(),

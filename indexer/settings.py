@@ -78,7 +78,10 @@ class IndexerSettings(BaseSettings):
                                      "in RAM. Codes are built with HNSW, past MOESEARCH_HNSW_THRESHOLD points")
     prefetch: int = env(100, "MOESEARCH_PREFETCH", "hybrid search: candidates per arm", ge=1)
     rrf_k: int = env(60, "MOESEARCH_RRF_K", "hybrid search: RRF constant", ge=1)
-    bm25_language: str = env("english", "MOESEARCH_BM25_LANGUAGE", "BM25 stemmer and stop words")
+    bm25_language: str = env("auto", "MOESEARCH_BM25_LANGUAGE", "BM25 words: multilingual (every script: CJK/Thai "
+                             "bigrams, word truncation, no stop words), a Snowball language (english, german, ...: "
+                             "its stemmer and stop words), or auto (multilingual for a multilingual model, else "
+                             "english)")
     bm25_k: float = env(1.2, "MOESEARCH_BM25_K", "BM25 term-frequency saturation", ge=0)
     bm25_b: float = env(0.75, "MOESEARCH_BM25_B", "BM25 length normalisation", ge=0, le=1)
     bm25_avg_len: float = env(256.0, "MOESEARCH_BM25_AVG_LEN", "BM25 average chunk length in words", gt=0)
