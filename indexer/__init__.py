@@ -8,10 +8,10 @@ models this server builds from its wheels).  The CLI is
 """
 
 from . import pipeline as _pipeline
+from .formats import accepted_types
 from .keywords import highlight_spans
 from .model_view import BuiltModel, built_models
 from .pipeline import *  # noqa: F403 - the API is pipeline.__all__
 from .settings import IndexerSettings
-from .sniff import accepted_types
 
 __all__ = [*_pipeline.__all__, "IndexerSettings", "accepted_types", "highlight_spans", "BuiltModel", "built_models"]

@@ -17,28 +17,11 @@ from pathlib import Path
 from embedder.settings import sha256
 
 from .files import FileStore
+from .formats import mime_type
 from .results import DocumentFile, DocumentInfo, Facets, IndexerError
 from .schema import DOC_RECORDS, record_id
 from .store.base import Collection, Match, scroll_all
 
-MIME = {"pdf": "application/pdf", "txt": "text/plain", "md": "text/markdown", "html": "text/html",
-        "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "epub": "application/epub+zip", "csv": "text/csv", "eml": "message/rfc822"}
-IMAGE_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".tif": "image/tiff",
-              ".tiff": "image/tiff"}  # doc_type "image": by the file name's suffix
-TSV = "text/tab-separated-values"
-
-
-def mime_type(doc_type: str, name: str) -> str:
-    """The MIME type a document's original is served with."""
-    suffix = Path(name).suffix.lower()
-    if doc_type == "image":
-        return IMAGE_MIME.get(suffix, "application/octet-stream")
-    if doc_type == "csv" and suffix == ".tsv":
-        return TSV
-    return MIME.get(doc_type, "application/octet-stream")
 DOC_ID = re.compile(r"[0-9a-f]{64}")
 
 

@@ -1,7 +1,7 @@
-"""Bytes -> pages of text, by sniffed type, through one loader per format (``indexer.loaders``): PDF (text layer,
-OCR for image pages), plain text in any encoding, Markdown, HTML, DOCX, PPTX (a page per slide), XLSX (a page per
-sheet), EPUB (a page per chapter), CSV/TSV, e-mail (a page for the message, one per text attachment) and
-PNG/JPEG/TIFF images (OCR).
+"""Bytes -> pages of text, by sniffed type, through the loader of its format (``indexer.formats``: PDF with OCR
+for image pages, plain text in any encoding, Markdown, HTML, DOCX, RTF, PPTX, XLSX, EPUB, CSV/TSV, e-mail and
+PNG/JPEG/TIFF images by OCR).  The content decides the format; the file name's extension only picks among the
+formats that read that content (a text file named .md is Markdown, one named .html an HTML fragment).
 
 Every refusal is an ``ExtractError`` whose message says what is wrong with the file and, where there is
 one, what to do about it (a cap names its setting).  Nothing here touches the store.
@@ -11,32 +11,12 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from .loaders.base import (
-    Extracted,
-    ExtractError,
-    Limits,
-    OcrProgress,
-    check_readable,
-    garbage_ratio,
-    normalize,
-    single_page,
-)
-from .loaders.delimited import load_delimited
-from .loaders.docx import load_docx
-from .loaders.eml import load_eml
-from .loaders.epub import load_epub
-from .loaders.html import read_html
-from .loaders.image import load_image
-from .loaders.pdf import load_pdf
-from .loaders.pptx import load_pptx
-from .loaders.text import decode_text
-from .loaders.xlsx import load_xlsx
-from .sniff import sniff, suffix_type
+from .formats import BY_KIND, claimed
+from .loaders.base import Extracted, ExtractError, Limits, OcrProgress, check_readable, garbage_ratio, normalize
+from .loaders.record import LoadInput
+from .sniff import sniff
 
 __all__ = ["Extracted", "ExtractError", "Limits", "extract", "garbage_ratio", "normalize"]
-# the sniffed kind each claimed type must have (a text file may claim any text format)
-EXPECTED = {"pdf": "pdf", "docx": "docx", "pptx": "pptx", "xlsx": "xlsx", "epub": "epub", "html": "html",
-            "txt": "text", "md": "text", "csv": "text", "eml": "eml", "image": "image"}
 
 
 def default_limits() -> Limits:
@@ -52,25 +32,24 @@ def extract(data: bytes, name: str, limits: Limits | None = None, progress: OcrP
         raise ExtractError("empty file (0 bytes)")
     limits = limits or default_limits()
     found = sniff(data)
-    claimed = suffix_type(name)
+    named = claimed(name)
     suffix = PurePath(name).suffix.lower() or "(no extension)"
     notes: list[str] = []
     if found.kind == "binary":
-        if claimed:
-            raise ExtractError(f"named {suffix} but the content is {found.description}, not a {claimed.upper()} file")
+        if named is not None:
+            raise ExtractError(f"named {suffix} but the content is {found.description}, not a "
+                               f"{named.doc_type.upper()} file")
         raise ExtractError(f"unsupported file type: {found.description}")
-    kind = found.kind
-    if kind == "text" and claimed in ("html", "csv"):  # an HTML fragment, or delimited text
-        kind = claimed
+    fmt = named if named is not None and named.reads(found.kind) else BY_KIND[found.kind]
     renamed = ""
-    if claimed and EXPECTED[claimed] != found.kind and not (found.kind == "text" and claimed == "html"):
+    if named is not None and fmt is not named:
         renamed = f"named {suffix} but the content is {found.description}"
         notes.append(f"{renamed}; indexed as such")
-    elif claimed is None:
+    elif named is None:
         notes.append(f"unsupported extension {suffix}; the content is {found.description}, indexed as such")
     try:
         try:
-            got = _load(kind, data, claimed, suffix, found.description, limits, progress)
+            got = fmt.load(LoadInput(data, name, found.description, limits, progress))
         except ImportError as exc:  # an install without the `app` extra
             raise ExtractError(f"reading {found.description} needs the Python package {exc.name!r}, which is not "
                                "installed: pip install 'moesearch[app]'") from None
@@ -78,31 +57,5 @@ def extract(data: bytes, name: str, limits: Limits | None = None, progress: OcrP
         if renamed:
             raise ExtractError(f"{renamed}; {exc}") from None
         raise
-    what = {"pdf": "the PDF's text layer", "image": "the OCR text"}.get(got.doc_type, "the text")
-    check_readable("\n".join(t for _, t in got.pages), what)
+    check_readable("\n".join(t for _, t in got.pages), fmt.text_name)
     return Extracted(got.doc_type, got.pages, got.page_count, tuple(notes) + got.notes, got.ocr_pages)
-
-
-def _load(kind: str, data: bytes, claimed: str | None, suffix: str, description: str, limits: Limits,
-          progress: OcrProgress | None) -> Extracted:
-    if kind == "pdf":
-        return load_pdf(data, limits, progress)
-    if kind == "image":
-        return load_image(data, limits, description, progress)
-    if kind == "docx":
-        return load_docx(data, limits)
-    if kind == "pptx":
-        return load_pptx(data, limits)
-    if kind == "xlsx":
-        return load_xlsx(data, limits)
-    if kind == "epub":
-        return load_epub(data, limits)
-    if kind == "eml":
-        return load_eml(data, limits)
-    if kind == "csv":
-        return load_delimited(data, limits, tab=suffix == ".tsv")
-    if kind == "html":
-        text, notes = read_html(data)
-        return single_page("html", text, notes)
-    text, notes = decode_text(data)
-    return single_page("md" if claimed == "md" else "txt", text, notes)

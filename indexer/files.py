@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .extract import ExtractError
-from .sniff import SUPPORTED_SUFFIXES
+from .formats import SUPPORTED_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timezone
 
-from .sniff import DOC_TYPES
+from .formats import DOC_TYPES
 from .store.base import Condition, Match, Range
 
 STATUSES = ("ok", "duplicate", "skipped", "failed")

@@ -18,7 +18,7 @@ class ExtractError(ValueError):
 
 @dataclass(frozen=True)
 class Extracted:
-    doc_type: str  # one of sniff.DOC_TYPES
+    doc_type: str  # one of formats.DOC_TYPES
     pages: tuple[tuple[int, str], ...]  # (1-based page / slide / sheet / chapter / part number, text); empty left out
     page_count: int  # pages in the file, with or without text
     notes: tuple[str, ...] = ()

@@ -8,6 +8,7 @@ import csv
 import io
 
 from .base import Extracted, ExtractError, Limits, single_page
+from .record import Format, LoadInput
 from .text import decode_text
 from .xlsx import row_lines
 
@@ -27,3 +28,11 @@ def load_delimited(data: bytes, limits: Limits, tab: bool) -> Extracted:
     except csv.Error as exc:
         raise ExtractError(f"malformed CSV: {exc}") from None
     return single_page("csv", "\n".join(lines), notes)
+
+
+def _load(got: LoadInput) -> Extracted:
+    return load_delimited(got.data, got.limits, tab=got.suffix == ".tsv")
+
+
+FORMAT = Format("csv", "CSV / TSV", (".csv", ".tsv"), _load, page="file", mime="text/csv",
+                mime_by_suffix=((".tsv", "text/tab-separated-values"),))

@@ -6,6 +6,7 @@ import io
 import zipfile
 
 from .base import Extracted, ExtractError, Limits, single_page
+from .record import Format, LoadInput
 from .zipsafe import check_zip
 
 
@@ -24,3 +25,12 @@ def load_docx(data: bytes, limits: Limits) -> Extracted:
         for row in table.rows:
             blocks.append(" | ".join(cell.text.strip() for cell in row.cells))
     return single_page("docx", "\n\n".join(b for b in blocks if b.strip()))
+
+
+def _load(got: LoadInput) -> Extracted:
+    return load_docx(got.data, got.limits)
+
+
+FORMAT = Format("docx", "Word", (".docx",), _load, page="file",
+                mime="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                description="a Word document (DOCX)", zip_entry="word/document.xml")

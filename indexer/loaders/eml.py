@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from email.message import EmailMessage
 
 from .base import Extracted, ExtractError, Limits, paged
 from .html import read_html
+from .record import Format, LoadInput
 from .text import decode_text
 
 HEADERS = ("From", "To", "Cc", "Date", "Subject")
+HEADER = re.compile(rb"([A-Za-z][A-Za-z0-9-]*):")
+MAIL_HEADERS = {b"to", b"subject", b"date", b"message-id", b"mime-version", b"received", b"return-path"}
 
 
 def _text(part: EmailMessage) -> str:
@@ -48,3 +52,27 @@ def load_eml(data: bytes, limits: Limits) -> Extracted:
         else:
             notes.append(f"attachment {name!r} ({part.get_content_type()}) not indexed: only text attachments are")
     return paged("eml", pages, 1 + len(attachments), "parts", notes)
+
+
+def looks_email(data: bytes) -> bool:
+    """RFC 5322 headers up to the first blank line, among them From and one more that mail always has."""
+    names: set[bytes] = set()
+    for line in data[:16384].split(b"\n"):
+        line = line.rstrip(b"\r")
+        if not line:
+            return b"from" in names and bool(names & MAIL_HEADERS)
+        if line[:1] in (b" ", b"\t") and names:  # a folded header continues
+            continue
+        found = HEADER.match(line)
+        if not found:
+            return False
+        names.add(found.group(1).lower())
+    return False
+
+
+def _load(got: LoadInput) -> Extracted:
+    return load_eml(got.data, got.limits)
+
+
+FORMAT = Format("eml", "e-mail", (".eml",), _load, page="part", mime="message/rfc822",
+                description="an e-mail message", detect=looks_email)

@@ -8,6 +8,7 @@ import warnings
 
 from .base import Extracted, ExtractError, Limits, paged
 from .html import read_html
+from .record import Format, LoadInput
 from .zipsafe import check_zip
 
 
@@ -35,3 +36,11 @@ def load_epub(data: bytes, limits: Limits) -> Extracted:
         pages.append((number, text))
         notes += [n for n in more if n not in notes]
     return paged("epub", pages, len(chapters), "chapters", notes)
+
+
+def _load(got: LoadInput) -> Extracted:
+    return load_epub(got.data, got.limits)
+
+
+FORMAT = Format("epub", "EPUB", (".epub",), _load, page="chapter", mime="application/epub+zip",
+                description="an EPUB book", zip_mimetype="application/epub+zip")

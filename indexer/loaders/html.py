@@ -11,6 +11,9 @@ import re
 import warnings
 from html.parser import HTMLParser
 
+from .base import Extracted, single_page
+from .record import Format, LoadInput
+
 BLOCK_TAGS = frozenset((
     "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "section", "article", "header",
     "footer", "main", "aside", "nav", "pre", "blockquote", "dl", "dt", "dd", "figure", "figcaption", "title", "hr",
@@ -95,3 +98,17 @@ def read_html(data: bytes | str) -> tuple[str, list[str]]:
     text = "".join(parser.out)
     lines = [SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return "\n".join(lines), notes
+
+
+def looks_html(data: bytes) -> bool:
+    head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<!doctype html", b"<html")) or (head.startswith(b"<") and any(
+        tag in head for tag in (b"<html", b"<head>", b"<body")))
+
+
+def _load(got: LoadInput) -> Extracted:
+    return single_page("html", *read_html(got.data))
+
+
+FORMAT = Format("html", "HTML", (".html", ".htm", ".xhtml"), _load, page="file", mime="text/html",
+                description="an HTML page", detect=looks_html, reads_text=True)  # text named .html: a fragment

@@ -7,6 +7,7 @@ import warnings
 
 from . import ocr
 from .base import Extracted, ExtractError, Limits, OcrProgress, paged
+from .record import Format, LoadInput, Magic
 
 
 def load_image(data: bytes, limits: Limits, description: str, progress: OcrProgress | None = None) -> Extracted:
@@ -40,3 +41,17 @@ def load_image(data: bytes, limits: Limits, description: str, progress: OcrProgr
                      ocr_pages=tuple(n for n, _ in pages))
     except ExtractError:
         raise ExtractError(f"no text: OCR found no text in {description}") from None
+
+
+def _load(got: LoadInput) -> Extracted:
+    return load_image(got.data, got.limits, got.description, got.progress)
+
+
+FORMAT = Format(
+    "image", "images by OCR", (".png", ".jpg", ".jpeg", ".tif", ".tiff"), _load, page="frame",
+    mime="application/octet-stream",  # the name's suffix says which image type (below)
+    mime_by_suffix=((".png", "image/png"), (".jpg", "image/jpeg"), (".jpeg", "image/jpeg"), (".tif", "image/tiff"),
+                    (".tiff", "image/tiff")),
+    magic=(Magic(b"\x89PNG\r\n\x1a\n", "a PNG image"), Magic(b"\xff\xd8\xff", "a JPEG image"),
+           Magic(b"II*\x00", "a TIFF image"), Magic(b"MM\x00*", "a TIFF image")),
+    text_name="the OCR text")

@@ -11,6 +11,7 @@ import warnings
 
 from . import ocr
 from .base import Extracted, ExtractError, Limits, OcrProgress, normalize
+from .record import Format, LoadInput, Magic
 
 MIN_TEXT_CHARS = 20  # a page with fewer non-space characters than this and an image is read by OCR
 _PDFIUM = threading.Lock()  # PDFium is not thread-safe
@@ -181,3 +182,11 @@ def ocr_pages(data: bytes, numbers: list[int], limits: Limits, progress: OcrProg
     finally:
         with _PDFIUM:
             doc.close()
+
+
+def _load(got: LoadInput) -> Extracted:
+    return load_pdf(got.data, got.limits, got.progress)
+
+
+FORMAT = Format("pdf", "PDF (scanned pages by OCR)", (".pdf",), _load, page="page", mime="application/pdf",
+                magic=(Magic(b"%PDF-", "a PDF", after_junk=1024),), text_name="the PDF's text layer")

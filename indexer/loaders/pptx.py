@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 from .base import Extracted, ExtractError, Limits, paged
+from .record import Format, LoadInput
 from .zipsafe import check_zip
 
 
@@ -43,3 +44,12 @@ def load_pptx(data: bytes, limits: Limits) -> Extracted:
             raise ExtractError(f"corrupted PPTX: slide {number} cannot be read ({type(exc).__name__})") from None
         pages.append((number, "\n\n".join(blocks)))
     return paged("pptx", pages, len(slides), "slides")
+
+
+def _load(got: LoadInput) -> Extracted:
+    return load_pptx(got.data, got.limits)
+
+
+FORMAT = Format("pptx", "PowerPoint", (".pptx",), _load, page="slide",
+                mime="application/vnd.openxmlformats-officedocument.presentationml.presentation",
+                description="a PowerPoint deck (PPTX)", zip_entry="ppt/presentation.xml")

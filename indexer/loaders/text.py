@@ -1,8 +1,10 @@
-"""Bytes -> text: UTF-8 or UTF-16 (with a BOM) as such; anything else through charset-normalizer's detection."""
+"""Bytes -> text: UTF-8 or UTF-16 (with a BOM) as such; anything else through charset-normalizer's detection.
+Plain text and Markdown are read so, as one page."""
 
 from __future__ import annotations
 
-from .base import ExtractError
+from .base import Extracted, ExtractError, single_page
+from .record import Format, LoadInput
 
 PREFERRED = "cp1252"  # Windows-1252, among equally plausible detections
 
@@ -31,3 +33,16 @@ def decode_text(data: bytes) -> tuple[str, list[str]]:
     tied = [m for m in matches if m.chaos <= best.chaos and m.coherence >= best.coherence]
     pick = next((m for m in tied if m.encoding == PREFERRED), best)
     return str(pick), [f"not UTF-8: decoded as {pick.encoding} (detected)"]
+
+
+def _load_txt(got: LoadInput) -> Extracted:
+    return single_page("txt", *decode_text(got.data))
+
+
+def _load_md(got: LoadInput) -> Extracted:
+    return single_page("md", *decode_text(got.data))
+
+
+# text formats: any file that no other format recognises is text, read as plain text unless its suffix says more
+TXT = Format("txt", "plain text (any encoding)", (".txt", ".text"), _load_txt, page="file", mime="text/plain")
+MARKDOWN = Format("md", "Markdown", (".md", ".markdown"), _load_md, page="file", mime="text/markdown")

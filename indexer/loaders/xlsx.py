@@ -7,6 +7,7 @@ import io
 from datetime import date, datetime, time
 
 from .base import Extracted, ExtractError, Limits, paged
+from .record import Format, LoadInput
 from .zipsafe import check_zip
 
 EXCEL_ROWS = 1_048_576  # rows in a sheet (Excel's limit); a CSV may not have more either
@@ -75,3 +76,12 @@ def load_xlsx(data: bytes, limits: Limits) -> Extracted:
         return paged("xlsx", pages, len(sheets), "sheets")
     finally:
         book.close()
+
+
+def _load(got: LoadInput) -> Extracted:
+    return load_xlsx(got.data, got.limits)
+
+
+FORMAT = Format("xlsx", "Excel", (".xlsx", ".xlsm"), _load, page="sheet",
+                mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                description="an Excel workbook (XLSX)", zip_entry="xl/workbook.xml")

@@ -13,7 +13,8 @@ import pytest
 from indexer_testfiles import make_docx, make_png, sentences
 
 from indexer.extract import ExtractError, Limits, extract
-from indexer.sniff import FORMATS, SUPPORTED_SUFFIXES, accepted_types, sniff
+from indexer.formats import FORMATS, SUPPORTED_SUFFIXES, accepted_types
+from indexer.sniff import sniff
 
 BIG = dict(max_pages=5000, max_rows=50_000, max_unzipped_mb=256, max_zip_entries=10_000, max_xml_mb=128,
            max_image_megapixels=50,

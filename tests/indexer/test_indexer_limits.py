@@ -245,6 +245,6 @@ def test_mime_types_of_the_new_formats():
 
 def test_accepted_types_is_part_of_the_api():
     import indexer
-    from indexer.sniff import accepted_types
+    from indexer.formats import accepted_types
 
     assert indexer.accepted_types is accepted_types and "accepted_types" in indexer.__all__
