@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .modes import MODES, TOPK
 from .registry import resolve
 from .settings import BUILT_MODELS, ONNX_FILES, TASKS, EmbeddingSettings, default_model_dir
 
@@ -18,14 +19,15 @@ def cmd_upcycle(args: argparse.Namespace) -> int:
     from .upcycle import upcycle
 
     layers = [int(x) for x in args.moe_layers.split(",") if x != ""] if args.moe_layers is not None else None
-    if args.experts == "task":
-        mode, tasks, experts = "task", _names(args.tasks) or TASKS, 1
+    task_modes = [m.name for m in MODES.values() if m.takes_tasks]  # --experts NAME: one expert per task
+    if args.experts in task_modes:
+        mode, tasks, experts = args.experts, _names(args.tasks) or None, 1
     elif args.experts.isdigit():
         if args.tasks:
-            raise ValueError("--tasks needs --experts task")
-        mode, tasks, experts = "topk", None, int(args.experts)
+            raise ValueError(f"--tasks needs --experts {' or '.join(task_modes)}")
+        mode, tasks, experts = TOPK, None, int(args.experts)
     else:
-        raise ValueError(f"--experts must be a number of experts or 'task', got {args.experts!r}")
+        raise ValueError(f"--experts must be a number of experts or one of {task_modes}, got {args.experts!r}")
     dense = args.dense
     if dense in set(BUILT_MODELS.values()):  # a built-in base by name: "e5" or "minilm"
         from .upcycle import dense_dir_for

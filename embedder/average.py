@@ -17,6 +17,7 @@ import torch
 
 from .config import MoeBertConfig
 from .model import MoeBertModel
+from .modes import TOPK
 from .settings import EmbeddingSettings
 from .upcycle import TOKENIZER_FILES
 
@@ -65,7 +66,7 @@ def average(src: str | Path, out_dir: str | Path, weights: dict[str, float] | No
     tasks = tuple(cfg.tasks)
     w = task_weights(tasks, weights)
     fields = {k: v for k, v in cfg.to_dict().items() if k in MoeBertConfig.__dataclass_fields__}
-    fields.update(moe_mode="topk", tasks=None, moe_layers=[], num_experts=1, num_experts_per_tok=1)
+    fields.update(moe_mode=TOPK, tasks=None, moe_layers=[], num_experts=1, num_experts_per_tok=1)  # dense
     dense = MoeBertModel(MoeBertConfig(**fields)).eval()
     state = average_state(model, w)
     missing, unexpected = dense.load_state_dict(state, strict=False)

@@ -1,7 +1,8 @@
 """Model configuration: a BERT encoder whose every other FFN is a Mixture of Experts.
 
 Two MoE modes: ``topk`` (Nomic Embed v2: a learned router picks the top-k of E experts per token) and
-``task`` (MoTE: one expert per task, chosen by the task a sequence is embedded for; no router).
+``task`` (MoTE: one expert per task, chosen by the task a sequence is embedded for; no router). What differs
+between them is the strategy object of `embedder.modes` (``MODES[spec.mode]``); this module validates through it.
 
 `MoESpec` is the frozen, validated description of the MoE part; `MoeBertConfig` is the
 HF config (saved as ``config.json``) that carries the BERT fields plus the MoE fields and
@@ -16,11 +17,9 @@ from dataclasses import asdict, dataclass
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 
-from .settings import check_tasks
+from .modes import TOPK, MoEMode, get_mode
 
 EXPERT_ACTIVATIONS = ("gelu", "gelu_tanh")
-TOPK, TASK = "topk", "task"
-MOE_MODES = (TOPK, TASK)
 HIDDEN_ACTS = ("gelu",)
 
 
@@ -28,8 +27,9 @@ HIDDEN_ACTS = ("gelu",)
 class MoESpec:
     """Which layers are MoE and how tokens are routed.
 
-    mode: "topk" (learned router, top-``num_experts_per_tok`` of ``num_experts``) or "task" (expert e
-    serves ``tasks[e]``; ``num_experts == len(tasks)``, one expert per token, no router).
+    mode: a key of `embedder.modes.MODES`, which validates the experts and tasks: "topk" (learned router,
+    top-``num_experts_per_tok`` of ``num_experts``) or "task" (expert e serves ``tasks[e]``;
+    ``num_experts == len(tasks)``, one expert per token, no router).
     expert_activation: "gelu" (erf, what BERT/MiniLM was trained with, so upcycling is exact) or
     "gelu_tanh" (the tanh approximation that ORT's fused MoE kernel computes).
     """
@@ -47,17 +47,8 @@ class MoESpec:
     def __post_init__(self) -> None:
         if self.num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
-        if self.mode not in MOE_MODES:
-            raise ValueError(f"moe_mode must be one of {MOE_MODES}, got {self.mode!r}")
-        if self.mode == TASK:
-            tasks = check_tasks(self.tasks)
-            object.__setattr__(self, "tasks", tasks)
-            if self.num_experts != len(tasks) or self.num_experts_per_tok != 1:
-                raise ValueError(f"moe_mode='task' has one expert per task: num_experts must be {len(tasks)} "
-                                 f"and num_experts_per_tok 1, got {self.num_experts} and {self.num_experts_per_tok}")
-        elif self.tasks:
-            raise ValueError(f"tasks are only for moe_mode='task' (allowed modes {MOE_MODES}); got tasks "
-                             f"{list(self.tasks)} with moe_mode={self.mode!r}")
+        tasks = get_mode(self.mode).check(self.num_experts, self.num_experts_per_tok, self.tasks)
+        object.__setattr__(self, "tasks", tasks)
         if self.num_experts < 1:
             raise ValueError(f"num_experts must be >= 1, got {self.num_experts}")
         if not 1 <= self.num_experts_per_tok <= self.num_experts:
@@ -103,12 +94,13 @@ class MoeBertConfig(PreTrainedConfig):
     router_init_std: float = 0.02
     router_aux_loss_coef: float = 0.01
     moe_mode: str = TOPK
-    tasks: list[str] | None = None  # moe_mode="task": expert e serves tasks[e]
+    tasks: list[str] | None = None  # a mode that takes tasks (moe_mode="task"): expert e serves tasks[e]
 
     def __post_init__(self, **kwargs) -> None:
         super().__post_init__(**kwargs)
-        if self.moe_mode == TASK and self.tasks:  # one expert per task: the expert count follows the tasks
-            self.num_experts, self.num_experts_per_tok = len(self.tasks), 1
+        # the mode's expert count and top-k for its tasks (task mode: one expert per task, top-1)
+        self.num_experts, self.num_experts_per_tok = get_mode(self.moe_mode).shape(
+            self.num_experts, self.num_experts_per_tok, tuple(self.tasks or ()))
         if self.hidden_act not in HIDDEN_ACTS:
             raise ValueError(f"hidden_act must be one of {HIDDEN_ACTS}, got {self.hidden_act!r}")
         if self.hidden_size % self.num_attention_heads:
@@ -132,8 +124,18 @@ class MoeBertConfig(PreTrainedConfig):
         )
 
     @property
+    def moe_strategy(self) -> MoEMode:
+        """The MoE mode's strategy object (`embedder.modes`)."""
+        return get_mode(self.moe_mode)
+
+    @property
     def has_task_layers(self) -> bool:
-        return self.moe_mode == TASK and bool(self.moe_layers)
+        return self.moe_strategy.takes_tasks and bool(self.moe_layers)
+
+    @property
+    def routing_inputs(self) -> tuple[str, ...]:
+        """Inputs the model takes besides input_ids / attention_mask (``task_ids`` for task layers)."""
+        return self.moe_strategy.inputs if self.moe_layers else ()
 
     def task_ids(self, names: list[str] | tuple[str, ...]) -> list[int]:
         """Expert index of each task name (task mode); ValueError naming the model's tasks for an unknown one."""

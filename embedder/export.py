@@ -13,6 +13,8 @@ Every file has the dynamic axes (batch, sequence), outputs ``last_hidden_state``
 A task-expert (MoTE) model takes one more input, ``task_ids`` (batch,) int64, and each task layer computes one
 expert per sequence: in the gather/scatter graph by the same NonZero + gather + scatter as learned routing,
 in the fused file as a ``com.microsoft::MoE`` node with k = 1 whose router logits are the task one-hot.
+What differs per mode (extra inputs and their example values, the fused node's logits, which layers output
+router logits) is asked of the mode's strategy object (`embedder.modes`).
 ``manifest.json`` lists each file with its sha256 and the sha256 of the weights it came from.
 """
 
@@ -37,22 +39,20 @@ from .settings import ONNX_FILES, EmbeddingSettings, sha256
 log = logging.getLogger(__name__)
 
 FUSED, FUSED_FP16, INT8, GATHER, DENSE = "fused", "fused-fp16", "int8", "gather", "dense"
-FILES = ONNX_FILES
 DEFAULT_VARIANTS = (FUSED, INT8)
 MANIFEST = "manifest.json"
 # Bump when the exported graphs change shape or semantics, so `prepare` rebuilds stale files.
 EXPORT_FORMAT = 3
-TASK_LOGIT_OFF = -1e4  # fused task layers: logit of the experts a sequence's task does not use (softmax -> 0)
 
 
 class FusedMoE(nn.Module):
-    """Stand-in for `MoEBlock` at export: same router, expert weights stacked in ORT's layout."""
+    """Stand-in for `MoEBlock` at export: same router (or the mode's logits), expert weights stacked in ORT's
+    layout. Returns ``(hidden, router_logits)`` as the block does (logits only for a learned mode)."""
 
     def __init__(self, block: MoEBlock):
         super().__init__()
-        self.router = block.router
-        self.is_task, self.num_experts = block.is_task, block.num_experts
-        self.top_k, self.normalize = block.top_k, block.normalize
+        self.router, self.mode, self.tasks = block.router, block.mode, block.tasks
+        self.num_experts, self.top_k, self.normalize = block.num_experts, block.top_k, block.normalize
         ex = block.experts
         self.register_buffer("fc1", torch.stack([e.fc1.weight for e in ex]).detach())  # (E, I, H)
         self.register_buffer("fc1_bias", torch.stack([e.fc1.bias for e in ex]).detach())  # (E, I)
@@ -63,17 +63,12 @@ class FusedMoE(nn.Module):
                 task_ids: torch.Tensor | None = None):
         shape = hidden.shape
         x = hidden.reshape(-1, shape[-1])  # (N, H)
-        if self.is_task:  # the task's expert gets logit 0, the others -1e4: softmax + top-1 = weight 1 on it
-            tok_task = task_ids[:, None].expand(-1, shape[1]).reshape(-1, 1)  # (N, 1)
-            experts = torch.arange(self.num_experts, device=x.device)[None, :]  # (1, E)
-            logits = torch.where(experts == tok_task, 0.0, TASK_LOGIT_OFF).to(x.dtype)  # (N, E)
-        else:
-            logits = self.router(x)  # (N, E)
+        logits = self.mode.fused_logits(self, x, task_ids, shape)  # (N, E): router's, or the task one-hot
         y = torch.onnx.ops.symbolic(
             f"{MOE_DOMAIN}::MoE", (x, logits, self.fc1, self.fc1_bias, self.fc2, self.fc2_bias),
             {"k": self.top_k, "normalize_routing_weights": int(self.normalize), "activation_type": "gelu"},
             dtype=x.dtype, shape=x.shape, version=1)  # (N, H)
-        return y.reshape(shape), None if self.is_task else logits
+        return y.reshape(shape), logits if self.mode.learned else None
 
 
 class FusedAttention(nn.Module):
@@ -105,7 +100,8 @@ def expert_weights(model: MoeBertModel) -> list[tuple]:
 
 
 class ExportWrapper(nn.Module):
-    """(input_ids, attention_mask[, task_ids]) -> (last_hidden_state, *router_logits) as plain tensors."""
+    """(input_ids, attention_mask[, task_ids]) -> (last_hidden_state, *router_logits) as plain tensors; the
+    extra input is the mode's (`embedder.modes.ROUTING_INPUTS`)."""
 
     def __init__(self, model: MoeBertModel):
         super().__init__()
@@ -130,12 +126,11 @@ def prepare(model: MoeBertModel, variant: str) -> MoeBertModel:
 
 
 def output_names(model: MoeBertModel) -> list[str]:
-    routed = [i for i, layer in enumerate(model.encoder.layer) if layer.is_moe and not layer.moe.is_task]
-    return ["last_hidden_state"] + [f"router_logits_{i}" for i in routed]
+    return ["last_hidden_state"] + [f"router_logits_{i}" for i in model.router_layers()]
 
 
 def input_names(model: MoeBertModel) -> list[str]:
-    return ["input_ids", "attention_mask"] + (["task_ids"] if model.config.has_task_layers else [])
+    return ["input_ids", "attention_mask", *model.config.routing_inputs]
 
 
 def to_onnx(model: MoeBertModel, variant: str, path: Path) -> Path:
@@ -144,9 +139,12 @@ def to_onnx(model: MoeBertModel, variant: str, path: Path) -> Path:
     mask = torch.ones_like(ids)
     mask[1, 6:] = 0
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=model.config.max_position_embeddings)
-    args, shapes = (ids, mask), ({0: batch, 1: seq}, {0: batch, 1: seq})
-    if model.config.has_task_layers:
-        args, shapes = (*args, torch.tensor([0, len(model.config.tasks) - 1])), (*shapes, {0: batch})
+    extra = model.config.moe_strategy.example_inputs(model.config, ids.shape[0]) if model.config.moe_layers else {}
+    if list(extra) != list(model.config.routing_inputs):
+        raise ValueError(f"mode {model.config.moe_mode}: example inputs {list(extra)} are not its inputs "
+                         f"{list(model.config.routing_inputs)}")
+    args = (ids, mask, *extra.values())
+    shapes = ({0: batch, 1: seq}, {0: batch, 1: seq}, *({0: batch} for _ in extra))  # routing inputs: (B,)
     program = torch.onnx.export(ExportWrapper(m).eval(), args, dynamo=True, optimize=True, verbose=False,
                                 input_names=input_names(model), output_names=output_names(model),
                                 dynamic_shapes=shapes)
@@ -184,9 +182,9 @@ def export(model_dir: str | Path, variants: tuple[str, ...] = DEFAULT_VARIANTS, 
            ) -> dict:
     """Export ``variants`` of the model folder into ``model_dir/onnx`` and write the manifest."""
     model_dir = Path(model_dir)
-    unknown = set(variants) - set(FILES)
+    unknown = set(variants) - set(ONNX_FILES)
     if unknown:
-        raise ValueError(f"unknown export variants {sorted(unknown)}; allowed: {sorted(FILES)}")
+        raise ValueError(f"unknown export variants {sorted(unknown)}; allowed: {sorted(ONNX_FILES)}")
     out = Path(out_dir) if out_dir else model_dir / "onnx"
     out.mkdir(parents=True, exist_ok=True)
     model = MoeBertModel.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -208,7 +206,7 @@ def export(model_dir: str | Path, variants: tuple[str, ...] = DEFAULT_VARIANTS, 
             to_onnx(model, GATHER, gather_path)
         for variant in dict.fromkeys(variants):
             t0 = time.time()
-            path = out / FILES[variant]
+            path = out / ONNX_FILES[variant]
             if variant == GATHER:
                 proto = onnx.load(str(gather_path))
             elif variant == INT8:
@@ -224,7 +222,7 @@ def export(model_dir: str | Path, variants: tuple[str, ...] = DEFAULT_VARIANTS, 
                     proto = to_fp16(proto)
             set_metadata(proto, {**meta, "moesearch.variant": variant})
             onnx.save(proto, str(path))
-            files[FILES[variant]] = {"variant": variant, "sha256": sha256(path), "bytes": path.stat().st_size}
+            files[ONNX_FILES[variant]] = {"variant": variant, "sha256": sha256(path), "bytes": path.stat().st_size}
             log.info("wrote %s (%s, %.1f MB) in %.1fs", path, variant, path.stat().st_size / 1e6, time.time() - t0)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -255,7 +253,7 @@ def is_current(model_dir: str | Path, variants: tuple[str, ...] = DEFAULT_VARIAN
         return False
     files = manifest.get("files", {})
     for v in variants:
-        entry, path = files.get(FILES[v]), model_dir / "onnx" / FILES[v]
+        entry, path = files.get(ONNX_FILES[v]), model_dir / "onnx" / ONNX_FILES[v]
         if not entry or not path.is_file() or entry["bytes"] != path.stat().st_size:
             return False
     return True

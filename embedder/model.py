@@ -6,7 +6,7 @@ the dense layers one to one; MoE layers hold ``moe.router`` and ``moe.experts.{e
 of ``intermediate.dense``/``output.dense``. The MoE block itself lives in ``moe.py``.
 
 A task-mode model (MoTE) takes ``task_ids`` (B,): the expert index of each sequence's task in
-``config.tasks``; a topk model ignores them.
+``config.tasks``; a topk model ignores them (the mode, `embedder.modes`, checks what its routing needs).
 """
 
 from __future__ import annotations
@@ -163,11 +163,15 @@ class MoeBertModel(PreTrainedModel):
 
     def moe_blocks(self) -> list[MoEBlock]:
         """The learned-router (topk) blocks: those with router logits and a balancing loss."""
-        return [b for b in self.expert_blocks() if not b.is_task]
+        return [b for b in self.expert_blocks() if b.mode.learned]
 
     def task_blocks(self) -> list[MoEBlock]:
         """The task-expert blocks (MoTE): expert e serves ``config.tasks[e]``."""
-        return [b for b in self.expert_blocks() if b.is_task]
+        return [b for b in self.expert_blocks() if b.mode.takes_tasks]
+
+    def router_layers(self) -> list[int]:
+        """Layer index of each learned MoE block, in the order of ``router_logits`` (and the ONNX outputs)."""
+        return [i for i, layer in enumerate(self.encoder.layer) if layer.is_moe and layer.moe.mode.learned]
 
     def set_dispatch(self, dispatch: str) -> None:
         for block in self.expert_blocks():
@@ -192,17 +196,8 @@ class MoeBertModel(PreTrainedModel):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, task_ids: torch.Tensor | None = None,
                 **_) -> MoeBertOutput:
-        if self.config.has_task_layers:
-            if task_ids is None:
-                raise ValueError(f"this model has task experts: pass task_ids (B,) indexing its tasks "
-                                 f"{list(self.config.tasks)} (model.task_tensor(name, B))")
-            if not torch.compiler.is_exporting():
-                if task_ids.shape != input_ids.shape[:1]:
-                    raise ValueError(f"task_ids must have shape (B,) = ({input_ids.shape[0]},), "
-                                     f"got {tuple(task_ids.shape)}")
-                if int(task_ids.min()) < 0 or int(task_ids.max()) >= len(self.config.tasks):
-                    raise ValueError(f"task_ids must be in 0..{len(self.config.tasks) - 1} "
-                                     f"(tasks {list(self.config.tasks)}), got {task_ids.tolist()}")
+        if self.config.moe_layers:
+            self.config.moe_strategy.check_inputs(self.config, input_ids, task_ids)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         token_mask = attention_mask.bool()  # (B, T)

@@ -1,8 +1,9 @@
 """The Mixture-of-Experts FFN block: router, experts, sparse dispatch, load-balancing loss.
 
-Two modes (`MoESpec.mode`): ``topk`` routes each token with a learned router; ``task`` (MoTE) sends
-every token of a sequence to the expert of the sequence's task (``task_ids``), weight 1, no router.
-Both share the dispatch below: a task block is a top-1 block whose choice is given, not learned.
+How a block picks its experts is its mode's (`embedder.modes`, ``MODES[spec.mode]``): ``topk`` routes each token
+with a learned router (`route` below); ``task`` (MoTE) sends every token of a sequence to the expert of the
+sequence's task (``task_ids``), weight 1, no router. All modes share the dispatch below: a task block is a top-1
+block whose choice is given, not learned.
 
 Routing (as in ORT's ``com.microsoft::MoE`` with ``normalize_routing_weights=1``): softmax over
 all experts in fp32, take the top-k, renormalise the k weights to sum to 1. With every expert a
@@ -19,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import TASK, MoESpec
+from .config import MoESpec
+from .modes import get_mode
 
 DISPATCHES = ("sparse", "dense")
 
@@ -42,19 +44,13 @@ class Expert(nn.Module):
 
 
 def route(router_logits: torch.Tensor, top_k: int, normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax over all experts (fp32), then top-k. Returns (weights (N, k) fp32, experts (N, k) int64)."""
+    """Softmax over all experts (fp32), then top-k. Returns (weights (N, k) fp32, experts (N, k) int64), the order
+    of its numpy twin `embedder.routing.top_k_routing`."""
     probs = router_logits.float().softmax(dim=-1)  # (N, E)
     weights, experts = probs.topk(top_k, dim=-1)  # (N, k), (N, k)
     if normalize:
         weights = weights / weights.sum(dim=-1, keepdim=True)
     return weights, experts
-
-
-def task_routing(task_ids: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Task mode's routing: every token of sequence b goes to expert ``task_ids[b]`` with weight 1.
-    Returns (weights (B*T, 1) fp32, experts (B*T, 1) int64), the shapes `route` returns for k = 1."""
-    experts = task_ids.long()[:, None].expand(-1, seq_len).reshape(-1, 1)  # (N, 1)
-    return torch.ones(experts.shape, dtype=torch.float32, device=experts.device), experts
 
 
 class MoEBlock(nn.Module):
@@ -63,18 +59,19 @@ class MoEBlock(nn.Module):
     hidden: (B, T, H) or (N, H). token_mask (same leading dims, bool): tokens outside it are not
     sent to any expert and come out as zeros (padding; attention masks them anyway).
     task_ids: (B,) int expert index per sequence; required in task mode (hidden then (B, T, H)), unused in topk.
-    router_logits: (N, E) for the flattened tokens, for the load-balancing loss and telemetry; None in task mode.
+    router_logits: (N, E) for the flattened tokens, for the load-balancing loss and telemetry; None unless the
+    mode is learned (``mode.learned``: a router, as topk; task mode has none).
     """
 
     def __init__(self, hidden: int, intermediate: int, spec: MoESpec):
         super().__init__()
-        self.mode = spec.mode
+        self.mode = get_mode(spec.mode)  # the strategy: routing inputs, export stand-in, trainer groups
         self.tasks = spec.tasks
         self.num_experts = spec.num_experts
         self.top_k = spec.num_experts_per_tok
         self.normalize = spec.norm_topk_prob
         self.activation = spec.expert_activation
-        self.router = nn.Linear(hidden, spec.num_experts, bias=False) if spec.mode != TASK else None
+        self.router = nn.Linear(hidden, spec.num_experts, bias=False) if self.mode.learned else None
         self.experts = nn.ModuleList(Expert(hidden, intermediate, spec.expert_activation)
                                      for _ in range(spec.num_experts))
         self.dispatch = "sparse"
@@ -84,23 +81,11 @@ class MoEBlock(nn.Module):
             raise ValueError(f"dispatch must be one of {DISPATCHES}, got {dispatch!r}")
         self.dispatch = dispatch
 
-    @property
-    def is_task(self) -> bool:
-        return self.mode == TASK
-
     def forward(self, hidden: torch.Tensor, token_mask: torch.Tensor | None = None,
                 task_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         shape = hidden.shape
         x = hidden.reshape(-1, shape[-1])  # (N, H)
-        if self.is_task:
-            if task_ids is None or hidden.dim() != 3:
-                raise ValueError(f"a task MoE block needs hidden (B, T, H) and task_ids (B,) naming one of "
-                                 f"{list(self.tasks)} per sequence")
-            router_logits = None
-            weights, experts = task_routing(task_ids, shape[1])  # (N, 1), (N, 1)
-        else:
-            router_logits = self.router(x)  # (N, E)
-            weights, experts = route(router_logits, self.top_k, self.normalize)  # (N, k), (N, k)
+        weights, experts, router_logits = self.mode.route(self, x, task_ids, shape)  # (N, k), (N, k), (N, E)|None
         mask = None if token_mask is None else token_mask.reshape(-1, 1).bool()  # (N, 1)
         if self.dispatch == "dense":
             out = self._dense(x, weights, experts, mask)

@@ -26,7 +26,7 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
 
 def moe_reference(x, logits, fc1, b1, fc2, b2, top_k: int, normalize: bool = True) -> np.ndarray:
     """numpy reference of the fused op (new layout), used to validate exported nodes."""
-    top, w = top_k_routing(logits, top_k, normalize)  # (N, k), (N, k)
+    w, top = top_k_routing(logits, top_k, normalize)  # (N, k), (N, k)
     out = np.zeros_like(x)
     for n in range(x.shape[0]):
         for j, e in enumerate(top[n]):

@@ -23,6 +23,7 @@ from tokenizers import Tokenizer
 
 from .cpu_variant import INT8, PREPARE, Choice, serving_choice
 from .cpu_variant import SETTINGS as CPU_VARIANTS
+from .modes import TOPK, get_mode
 from .registry import resolve
 from .routing import top_k_routing
 from .settings import ONNX_FILES, SEARCH_DOCUMENT, SEARCH_QUERY, EmbeddingSettings, default_model_dir
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cuda", "cpu")
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
-VARIANT_FILES = ONNX_FILES
 Progress = Callable[[int, int], None]
 
 
@@ -49,8 +49,8 @@ class Routing:
 
     tokens: list[str]
     layers: list[int]
-    experts: np.ndarray  # (L, T, k) expert ids
     weights: np.ndarray  # (L, T, k) renormalised routing weights
+    experts: np.ndarray  # (L, T, k) expert ids
     num_experts: int
     task: str | None = None  # the task the text was embedded for
     task_layers: tuple[int, ...] = ()  # layers whose expert is the task's (MoTE), not a router's choice
@@ -67,13 +67,13 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def choose_file(onnx_dir: Path, device: str, variant: str | None) -> Path:
     if variant is not None:
-        if variant not in VARIANT_FILES:
-            raise ValueError(f"variant must be one of {sorted(VARIANT_FILES)}, got {variant!r}")
-        names = [VARIANT_FILES[variant]]
+        if variant not in ONNX_FILES:
+            raise ValueError(f"variant must be one of {sorted(ONNX_FILES)}, got {variant!r}")
+        names = [ONNX_FILES[variant]]
     elif device == "cuda":
-        names = [VARIANT_FILES["fused-fp16"], VARIANT_FILES["fused"]]
+        names = [ONNX_FILES["fused-fp16"], ONNX_FILES["fused"]]
     else:
-        names = [VARIANT_FILES["int8"]]
+        names = [ONNX_FILES["int8"]]
     for name in names:
         if (onnx_dir / name).is_file():
             return onnx_dir / name
@@ -132,7 +132,7 @@ class Embedder:
     def __init__(self, model_dir: str | os.PathLike | None = None, device: str = "auto", dim: int | None = None,
                  variant: str | None = None, threads: int | None = None, max_length: int | None = None,
                  spinning: bool = False, cpu_variant: str = "auto"):
-        """``variant``: one exported file by name (see `VARIANT_FILES`), on any device.  Without it, CUDA runs the
+        """``variant``: one exported file by name (see `ONNX_FILES`), on any device.  Without it, CUDA runs the
         fused file and the CPU the one `embedder.cpu_variant` chose for this CPU, or ``cpu_variant`` "int8" /
         "fp32" when forced (MOESEARCH_ONNX_VARIANT)."""
         if device not in DEVICES:
@@ -155,8 +155,15 @@ class Embedder:
         self.session = self._open(onnx_dir, device, variant, threads, cpu_variant)
         self.provider = self.session.get_providers()[0]
         self.router_outputs = [o.name for o in self.session.get_outputs() if o.name.startswith("router_logits_")]
-        self.takes_task = "task_ids" in {i.name for i in self.session.get_inputs()}
         self._meta = self.session.get_modelmeta().custom_metadata_map
+        # the MoE mode (embedder.modes) and layers the file was exported with: what the routing inputs are
+        self.mode = get_mode(self._meta.get("moesearch.arch.moe.mode", TOPK))
+        layers = self._meta.get("moesearch.arch.moe.moe_layers", "()")
+        self.moe_layers = tuple(int(x) for x in layers.strip("()[] ").split(",") if x.strip())
+        extra = [i.name for i in self.session.get_inputs() if i.name not in ("input_ids", "attention_mask")]
+        if extra != list(self.mode.inputs if self.moe_layers else ()):
+            raise ValueError(f"{self.model_file}: inputs {extra} do not match its MoE mode {self.mode.name!r} "
+                             f"(layers {self.moe_layers}); export it again (python -m embedder export)")
         log.info("embedder %s: %s on %s%s", self.settings.model_id, self.model_file.name, self.provider,
                  f", {self.cpu_choice.describe()}" if self.cpu_choice else "")
 
@@ -202,24 +209,20 @@ class Embedder:
 
     @property
     def moe_mode(self) -> str:
-        """"task" (task experts, MoTE), "topk" (learned router) or "dense" (no MoE layer)."""
-        if self.takes_task:
-            return "task"
-        return "topk" if self.router_outputs else "dense"
+        """The MoE mode's name ("task": task experts, MoTE; "topk": learned router) or "dense" (no MoE layer)."""
+        return self.mode.name if self.moe_layers else "dense"
 
     @property
     def task_layers(self) -> tuple[int, ...]:
-        if not self.takes_task:
-            return ()
-        layers = self._meta.get("moesearch.arch.moe.moe_layers", "()")
-        return tuple(int(x) for x in layers.strip("()[] ").split(",") if x.strip())
+        """Layers whose expert the task picks (a mode that takes tasks), () otherwise."""
+        return self.moe_layers if self.mode.takes_tasks else ()
 
-    def _task_ids(self, task: str | None, batch: int) -> dict[str, np.ndarray]:
-        if not self.takes_task:
+    def _routing_inputs(self, task: str | None, batch: int) -> dict[str, np.ndarray]:
+        """The extra inputs the mode's routing reads (task mode: ``task_ids``), {} for a dense file."""
+        if not self.moe_layers:
             return {}
-        if task is None:
-            raise ValueError(f"{self.model_id} has task experts: name a task, one of {self.tasks}")
-        return {"task_ids": np.full(batch, self.tasks.index(self.settings.check_task(task)), dtype=np.int64)}
+        return self.mode.feed(self.tasks, None if task is None else self.settings.check_task(task), batch,
+                              self.model_id)
 
     # --- embedding ----------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], prefix: str = "", batch_size: int = 32,
@@ -244,7 +247,7 @@ class Embedder:
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             ids, mask = _pad([encs[i].ids for i in idx])
-            feed = {"input_ids": ids, "attention_mask": mask, **self._task_ids(task, len(idx))}
+            feed = {"input_ids": ids, "attention_mask": mask, **self._routing_inputs(task, len(idx))}
             hidden = self.session.run(["last_hidden_state"], feed)[0]
             pooled = mean_pool(hidden.astype(np.float32), mask)  # (b, H)
             out[idx] = l2_normalize(pooled[:, :dim])
@@ -277,10 +280,6 @@ class Embedder:
         """(D,) L2-normalised float32 vector as ``search_query`` (query prefix / expert)."""
         return self.embed([text], SEARCH_QUERY, dim=dim)[0]
 
-    def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` without special tokens and without truncation (for chunking)."""
-        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
-
     def route(self, text: str, query: bool = True, task: str | None = None) -> Routing:
         """Router choices per learned MoE layer for each token of one text (what the app charts), and the task
         expert of a task-expert model. ``task`` defaults to search_query / search_document by ``query``."""
@@ -290,14 +289,15 @@ class Embedder:
         layers = [int(name.rsplit("_", 1)[1]) for name in self.router_outputs]
         T = len(enc.ids)
         if self.router_outputs:
-            feed = {"input_ids": ids, "attention_mask": mask, **self._task_ids(task, 1)}
+            feed = {"input_ids": ids, "attention_mask": mask, **self._routing_inputs(task, 1)}
             outs = self.session.run(self.router_outputs, feed)
             k = int(self._meta.get("moesearch.arch.moe.num_experts_per_tok", 2))
-            experts, weights = top_k_routing(np.stack(outs), k)
+            weights, experts = top_k_routing(np.stack(outs), k)  # (L, T, k), (L, T, k)
             num_experts = int(outs[0].shape[-1])
         else:
-            experts, weights, num_experts = np.zeros((0, T, 1), np.int64), np.zeros((0, T, 1), np.float32), 0
-        return Routing(enc.tokens, layers, experts, weights, num_experts, task=task, task_layers=self.task_layers)
+            weights, experts, num_experts = np.zeros((0, T, 1), np.float32), np.zeros((0, T, 1), np.int64), 0
+        return Routing(enc.tokens, layers, weights=weights, experts=experts, num_experts=num_experts, task=task,
+                       task_layers=self.task_layers)
 
 
 def _pad(seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

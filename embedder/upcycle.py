@@ -17,16 +17,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from .config import TASK, TOPK, MoeBertConfig
+from .config import MoeBertConfig
 from .model import MoeBertModel
+from .modes import TOPK, get_mode
 from .settings import (
     BUILT_MODELS,
     E5_DENSE_DIR,
     PROJECT_ROOT,
     SETTINGS_FILE,
-    TASKS,
     EmbeddingSettings,
-    check_tasks,
     sha256,
 )
 
@@ -132,24 +131,21 @@ def upcycle(out_dir: str | Path, dense_dir: str | Path | None = None, *, num_exp
             moe_mode: str = TOPK, tasks: tuple[str, ...] | list[str] | None = None) -> Path:
     """Build the MoE model folder ``out_dir`` from a dense BERT folder and return its path.
 
-    ``moe_mode="task"``: one expert per task of ``tasks`` (default: all of `TASKS`); ``num_experts`` and
-    ``top_k`` are then implied by the tasks and ignored.
+    ``moe_mode="task"``: one expert per task of ``tasks`` (default: the mode's, all of `TASKS`); ``num_experts``
+    and ``top_k`` are then implied by the tasks and ignored.
     """
     dense_dir = Path(dense_dir) if dense_dir else default_dense_dir()
     out_dir = Path(out_dir)
     dense_cfg, dense_state = read_dense(dense_dir)
     if dense_cfg.get("hidden_act", "gelu") != "gelu":
         raise ValueError(f"{dense_dir}: hidden_act must be 'gelu', got {dense_cfg['hidden_act']!r}")
-    task_kw = {}
-    if moe_mode == TASK:
-        tasks = check_tasks(tasks if tasks is not None else TASKS)
-        task_kw = dict(moe_mode=TASK, tasks=list(tasks))
-        num_experts, top_k = len(tasks), 1
-    elif tasks:
-        raise ValueError(f"tasks are only for moe_mode='task', got moe_mode={moe_mode!r}")
+    mode = get_mode(moe_mode)
+    tasks = tuple(mode.default_tasks if tasks is None else tasks)
+    num_experts, top_k = mode.shape(num_experts, top_k, tasks)  # task mode: one expert per task, top-1
+    tasks = mode.check(num_experts, top_k, tasks)
     cfg = MoeBertConfig(**{k: dense_cfg[k] for k in BERT_FIELDS if k in dense_cfg},
                         num_experts=num_experts, num_experts_per_tok=top_k, moe_layers=moe_layers,
-                        expert_activation=expert_activation, **task_kw)
+                        expert_activation=expert_activation, moe_mode=mode.name, tasks=list(tasks) or None)
     torch.manual_seed(seed)
     model = MoeBertModel(cfg)
     with torch.no_grad():
@@ -182,14 +178,7 @@ def upcycle(out_dir: str | Path, dense_dir: str | Path | None = None, *, num_exp
 
 
 def write_card(out_dir: Path, cfg: MoeBertConfig, settings: EmbeddingSettings, dense_dir: Path) -> None:
-    if cfg.moe_mode == TASK:
-        what = (f"Task-expert (MoTE) text embedder (untrained): every FFN of layers {cfg.moe_layers} of "
-                f"`{dense_dir.name}` copied into one expert per task ({', '.join(cfg.tasks)}), chosen by the task a "
-                "text is embedded for (no router). Until trained every task embeds exactly like the dense base.")
-    else:
-        what = (f"Sparse-upcycled MoE text embedder (untrained): every FFN of layers {cfg.moe_layers} of "
-                f"`{dense_dir.name}` copied into {cfg.num_experts} experts, top-{cfg.num_experts_per_tok} routing, "
-                f"router initialised N(0, {cfg.router_init_std}). Until trained it embeds exactly like the dense base.")
+    what = cfg.moe_strategy.upcycled(cfg, dense_dir.name)
     (out_dir / "README.md").write_text(
         f"# {settings.model_id}\n\n{what}\n\n"
         f"Pooling: {settings.pooling}, L2-normalised; Matryoshka dims {list(settings.matryoshka_dims)}; "

@@ -144,8 +144,8 @@ def routing_view(embedder, text: str, query: bool = True) -> RoutingView | None:
     stop = len(r.tokens) - 1 if r.tokens and r.tokens[-1] == "[SEP]" else len(r.tokens)
     if stop <= start:  # nothing but the prefix: show every token rather than nothing
         start, stop = 0, len(r.tokens)
-    return RoutingView(list(r.tokens[start:stop]), list(r.layers), r.experts[:, start:stop],
-                       r.weights[:, start:stop], int(r.num_experts))
+    return RoutingView(list(r.tokens[start:stop]), list(r.layers), weights=r.weights[:, start:stop],
+                       experts=r.experts[:, start:stop], num_experts=int(r.num_experts))
 
 
 class ModelTracker:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embedder.modes import TOPK, get_mode
+
 from .compare import AVERAGE, compare, load_evals
 from .heldout import HELD_OUT_COLLECTIONS
 from .stats import bootstrap_ci
@@ -206,10 +208,8 @@ def render_card(run: Path, ab: list[Path] = ()) -> str:
         raise FileNotFoundError(f"{run / 'recipe_config.json'}: missing; {run} is not a recipe run folder")
     result = _json(run / "result.json", {})
     lic = _json(run / "licences.json")
-    mode = cfg.get("experts", cfg.get("moe_mode", "topk"))
-    shape = (f"task experts (MoTE) for {', '.join(cfg.get('tasks') or ())}" if mode == "task" else
-             "one expert: MoE disabled (dense)" if cfg.get("num_experts") == 1 else
-             f"{cfg.get('num_experts')} experts, top-{cfg.get('top_k')} routing")
+    mode = get_mode(cfg.get("experts", cfg.get("moe_mode", TOPK)))
+    shape = mode.describe(cfg.get("num_experts"), cfg.get("top_k"), cfg.get("tasks"))
     lines = [GENERATED, f"# {cfg.get('model_id')}", "",
              f"Text embedder trained with moesearch's trainer (Nomic Embed v2 recipe on CPU) from "
              f"all-MiniLM-L6-v2 (`{cfg.get('base')}`), upcycled to {shape}.", "",

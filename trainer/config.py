@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tomllib
 
-from embedder.config import MOE_MODES, TASK
+from embedder.modes import MOE_MODES, get_mode
 from embedder.settings import TASKS, check_tasks
 
 from .data import TASKS as RECORD_TASKS
@@ -27,7 +27,6 @@ SCHEDULES = ("linear", "cosine", "constant")
 STAGES = ("pretrain", "finetune")
 PACKINGS = ("sorted", "sequential")  # trainer.gradcache.plan_chunks
 GRADCACHE = ("auto", "always")
-TEACHERS = ("base",)
 EVAL_BACKENDS = ("onnx", "torch", "both")
 
 
@@ -238,7 +237,7 @@ class RecipeConfig:
                "[pretrain] and [finetune] tables must keep their stage names")
         _check(bool(self.model_id), "model_id must be non-empty")
         _check(self.experts in MOE_MODES, f"experts must be one of {MOE_MODES}, got {self.experts!r}")
-        if self.experts == TASK:
+        if get_mode(self.experts).takes_tasks:
             object.__setattr__(self, "tasks", check_tasks(self.tasks))
         check_sources(self.data.sources, self.research)  # non-commercial sources only with research
 

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from embedder.moe import balancing_partial, expert_counts
+
 from . import distributed
 from .config import GRADCACHE, PACKINGS
 from .distributed import Dist
 from .encode import TextEncoder
-from .losses import balancing_partial, expert_counts
 
 # loss_fn(q (Bg, H), d (Bg, H), negs (Mg, H) or None) -> (loss, {name: value}) on the GLOBAL batch
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, dict]]

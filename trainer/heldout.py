@@ -34,7 +34,6 @@ from embedder.settings import sha256
 log = logging.getLogger(__name__)
 
 HELD_OUT_SQUAD_DOMAIN = "nyt"
-SQUAD_DOMAINS = ("wiki", "new_wiki", "nyt", "reddit", "amazon")
 MARKER = "heldout.json"  # written into every held-out BEIR folder built by this package
 # sha256 of held-out files in the shared BEIR folders (../shared/data/beir).
 HELD_OUT_SHA256 = {

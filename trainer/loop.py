@@ -104,9 +104,10 @@ class Stepper:
         model = self.encoder.model
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.task_params: dict[str, list[torch.nn.Parameter]] = {t: [] for t in self.encoder.tasks}
-        for block in (model.task_blocks() if self.encoder.tasks else []):
-            for name, expert in zip(self.encoder.tasks, block.experts, strict=True):
-                self.task_params[name].extend(expert.parameters())
+        # the mode's parameter groups (embedder.modes): a task's experts train on that task's batches only
+        for block in model.expert_blocks() if self.encoder.is_moe else []:
+            for name, params in block.mode.expert_groups(block).items():
+                self.task_params[name].extend(params)
 
     def side_tasks(self, task: str) -> dict[str, int] | None:
         """{"q", "d", "n"} -> task expert id for a batch of record task ``task``; None for a model without tasks."""
@@ -147,8 +148,7 @@ class Stepper:
             row["experts"] = sorted(active)
         if res.counts is not None:
             frac = res.counts / res.counts.sum(-1, keepdim=True).clamp_min(1)  # (L, E)
-            layers = [i for i, layer in enumerate(self.encoder.model.encoder.layer)
-                      if layer.is_moe and not layer.moe.is_task]
+            layers = self.encoder.model.router_layers()
             row["load"] = {str(layer): [round(x, 5) for x in frac[i].tolist()] for i, layer in enumerate(layers)}
         return row, res
 

@@ -1,22 +1,19 @@
-"""Losses, as pure functions of embeddings (and router logits).
+"""Contrastive losses, as pure functions of embeddings.
 
 * `info_nce`: InfoNCE over in-batch negatives (every other query's positive) plus any extra candidates (hard
   negatives of every query), optionally symmetric (documents also retrieve their queries).
 * `matryoshka_info_nce`: the same at each Matryoshka truncation, weighted (Kusupati et al. 2022).
-* `balancing_partial` / `expert_counts`: the Switch load-balancing loss split so that a batch embedded in
-  chunks (GradCache) or across ranks gets exactly the full-batch loss and gradient: the assignment fractions
-  f_e are counted over the whole batch first (no gradient), and the probability term P_e is a sum over tokens,
-  so each chunk contributes its own tokens' share.
+
+The Switch load-balancing loss has one definition, next to the routing it measures (`embedder.moe`): the full-batch
+`load_balancing_loss`, and the split form that GradCache chunks and DDP ranks add up (`expert_counts` +
+`balancing_partial`: the assignment fractions f_e are counted over the whole batch first, no gradient, and the
+probability term P_e is a sum over tokens, so each chunk contributes its own tokens' share).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-from embedder.moe import balancing_partial, expert_counts, load_balancing_loss
-
-__all__ = ["balancing_loss", "balancing_partial", "expert_counts", "info_nce", "matryoshka_info_nce"]
 
 
 def info_nce(q: torch.Tensor, d: torch.Tensor, temperature: float, *, extra: torch.Tensor | None = None,
@@ -59,7 +56,3 @@ def matryoshka_info_nce(q: torch.Tensor, d: torch.Tensor, dims: tuple[int, ...],
     total = (torch.stack(list(per_dim.values())) * w).sum() / w.sum()
     return total, per_dim
 
-
-# The Switch load-balancing loss has one definition, next to the routing it measures (embedder.moe): the full-batch
-# loss, and the split form that GradCache chunks and DDP ranks add up (`expert_counts` + `balancing_partial`).
-balancing_loss = load_balancing_loss

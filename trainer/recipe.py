@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from embedder.modes import get_mode
+
 from . import distributed
 from .build import build_data
 from .config import RecipeConfig, to_dict
@@ -177,7 +179,7 @@ def run_recipe(cfg: RecipeConfig, progress: bool = True, resume: bool = False) -
         if not (resume and (out / "upcycled" / "model.safetensors").is_file()):
             upcycle(out / "upcycled", dense_base(cfg.base), num_experts=cfg.num_experts,
                     top_k=cfg.top_k, seed=cfg.seed, model_id=cfg.model_id, prefixes=cfg.prefixes,
-                    moe_mode=cfg.experts, tasks=cfg.tasks if cfg.experts == "task" else None)
+                    moe_mode=cfg.experts, tasks=cfg.tasks if get_mode(cfg.experts).takes_tasks else None)
         inputs = list(cfg.pretrain.train) or [str(data_dir / info["file"]) for s, info in
                                                sorted(manifest["sources"].items()) if "file" in info
                                                and (info.get("source", s.split("-")[0]) in cfg.data.sources

@@ -51,7 +51,7 @@ def task_expert_distances(model) -> dict:
     tasks = list(model.config.tasks or ())
     layers = {}
     for i, layer in enumerate(model.encoder.layer):
-        if not (layer.is_moe and layer.moe.is_task):
+        if not (layer.is_moe and layer.moe.mode.takes_tasks):
             continue
         flat = [torch.cat([p.detach().float().reshape(-1) for p in e.parameters()]) for e in layer.moe.experts]
         pairs = {}

@@ -9,9 +9,10 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from embedder.export import EXPORT_FORMAT, FILES, expert_weights, export, is_current, sha256
+from embedder.export import EXPORT_FORMAT, expert_weights, export, is_current, sha256
 from embedder.model import MoeBertModel, mean_pool, truncate_normalize
 from embedder.onnx_graph import check_moe_nodes, moe_nodes, single_moe_model
+from embedder.settings import ONNX_FILES
 
 SHAPES = [(1, 1), (3, 7), (2, 13), (2, 128)]  # 1x1, odd lengths, the tiny model's max length
 BOUNDS = {"fused": 0.9999, "gather": 0.9999, "dense": 0.9999, "int8": 0.99}
@@ -49,7 +50,8 @@ def tiny_torch(tiny_model_dir):
 @pytest.mark.parametrize("variant", ["fused", "gather", "dense", "int8"])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_onnx_matches_torch(tiny_model_dir, tiny_torch, variant, shape):
-    session = ort.InferenceSession(str(tiny_model_dir / "onnx" / FILES[variant]), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(tiny_model_dir / "onnx" / ONNX_FILES[variant]),
+                                   providers=["CPUExecutionProvider"])
     ids, mask = batch(shape)
     ref, out = torch_embed(tiny_torch, ids, mask)
     got = onnx_embed(session, ids, mask)
@@ -76,7 +78,7 @@ def expert_inputs(proto):
 def test_exported_routing_is_sparse(tiny_model_dir, variant, rows_per_token):
     """Run the graph with each expert's input exposed: in the gather/scatter file the experts together see
     exactly k=2 rows per real token (padding none); in the dense baseline every expert sees every token."""
-    proto = onnx.load(str(tiny_model_dir / "onnx" / FILES[variant]))
+    proto = onnx.load(str(tiny_model_dir / "onnx" / ONNX_FILES[variant]))
     names = expert_inputs(proto)
     assert len(names) == 4  # one MoE layer x 4 experts, each its own projection
     counts = {n.op_type for n in proto.graph.node}
@@ -92,7 +94,7 @@ def test_exported_routing_is_sparse(tiny_model_dir, variant, rows_per_token):
 
 
 def test_fused_file_has_one_moe_node_per_layer(tiny_model_dir, tiny_torch):
-    proto = onnx.load(str(tiny_model_dir / "onnx" / FILES["fused"]))
+    proto = onnx.load(str(tiny_model_dir / "onnx" / ONNX_FILES["fused"]))
     nodes = moe_nodes(proto)
     assert len(nodes) == len(tiny_torch.config.moe_layers)
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nodes[0].attribute}
@@ -104,7 +106,7 @@ def test_fused_file_has_one_moe_node_per_layer(tiny_model_dir, tiny_torch):
 
 
 def test_checks_refuse_the_pre_1_23_weight_layout(tiny_model_dir, tiny_torch):
-    proto = onnx.load(str(tiny_model_dir / "onnx" / FILES["fused"]))
+    proto = onnx.load(str(tiny_model_dir / "onnx" / ONNX_FILES["fused"]))
     assert check_moe_nodes(proto, 32, 64, 4, expected=expert_weights(tiny_torch)) == 1
     node = moe_nodes(proto)[0]
     inits = {t.name: t for t in proto.graph.initializer}
@@ -181,7 +183,7 @@ def test_export_rejects_unknown_variant(tiny_model_dir):
 
 def test_fp16_variant_for_cuda(tiny_model_dir, tmp_path):
     export(tiny_model_dir, ("fused-fp16",), out_dir=tmp_path)
-    proto = onnx.load(str(tmp_path / FILES["fused-fp16"]))
+    proto = onnx.load(str(tmp_path / ONNX_FILES["fused-fp16"]))
     onnx.checker.check_model(proto)
     inits = {t.name: t for t in proto.graph.initializer}
     node = moe_nodes(proto)[0]

@@ -13,12 +13,12 @@ from transformers import AutoModel, AutoTokenizer
 from embedder.__main__ import main
 from embedder.average import average, task_weights
 from embedder.config import MoeBertConfig, MoESpec
-from embedder.export import FILES, export
+from embedder.export import export
 from embedder.model import MoeBertModel, mean_pool, truncate_normalize
 from embedder.moe import MoEBlock
 from embedder.onnx_graph import moe_nodes
 from embedder.runtime import Embedder
-from embedder.settings import TASKS, EmbeddingSettings
+from embedder.settings import ONNX_FILES, TASKS, EmbeddingSettings
 from embedder.upcycle import default_dense_dir, upcycle
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
@@ -176,7 +176,7 @@ def test_exported_task_layer_computes_one_expert_per_sequence(tiny_task_model_di
     """With every expert's input exposed: in the gather/scatter file each real token reaches exactly one expert,
     the one of its sequence's task (expert e sees the tokens of the sequences of task e only); in the dense
     baseline every expert sees every token (the cost of all tasks)."""
-    proto = onnx.load(str(tiny_task_model_dir / "onnx" / FILES[variant]))
+    proto = onnx.load(str(tiny_task_model_dir / "onnx" / ONNX_FILES[variant]))
     names = fc1_inputs(proto)
     assert len(names) == 3
     for name in names:
@@ -196,7 +196,7 @@ def test_exported_task_layer_computes_one_expert_per_sequence(tiny_task_model_di
 
 
 def test_fused_task_layer_is_a_top1_moe_node(tiny_task_model_dir):
-    proto = onnx.load(str(tiny_task_model_dir / "onnx" / FILES["fused"]))
+    proto = onnx.load(str(tiny_task_model_dir / "onnx" / ONNX_FILES["fused"]))
     nodes = moe_nodes(proto)
     assert len(nodes) == 1
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nodes[0].attribute}
