@@ -7,6 +7,10 @@ told instead of waiting behind it).  A reindex has its own lane: it starts only 
 ingest and delete may run while it does (the pipeline carries them into the new index before it switches).
 The pipeline's own write lock is what serialises writes; searches never wait for them.  Everything the pages read
 comes from the pipeline's API (``indexer``), never from the store or the model directly.
+
+Ingest and reindex jobs run with ``background=True``: their files are read and their chunks embedded in separate,
+lower-priority processes (``MOESEARCH_INGEST_EMBEDDING``, ``_NICE``, ``_THREADS``, ``_WORKER_IDLE_S``), and the
+model in this process embeds only queries, so searches stay fast while a job runs.
 """
 
 from __future__ import annotations
@@ -215,7 +219,7 @@ class Service:
                      spool: Path | None = None) -> Callable[[Progress], IngestReport]:
         def work(notify: Progress) -> IngestReport:
             try:
-                report = self.pipeline.ingest(items, progress=notify, cancel=cancel, replace=replace)
+                report = self.pipeline.ingest(items, progress=notify, cancel=cancel, replace=replace, background=True)
             finally:
                 if spool is not None:
                     remove_spool(spool)
@@ -283,7 +287,7 @@ class Service:
     def _reindex_work(self, force: bool, model: str | None, cancel: threading.Event | None = None
                       ) -> Callable[[Progress], IngestReport]:
         def work(notify: Progress) -> IngestReport:
-            report = self.pipeline.reindex(notify, force=force, model=model, cancel=cancel)
+            report = self.pipeline.reindex(notify, force=force, model=model, cancel=cancel, background=True)
             if report.files:
                 self._save_report(report, "re-index of all documents")
             return report

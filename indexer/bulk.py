@@ -12,13 +12,16 @@ The store is only ever touched by the main process.  A worker that dies breaks t
 it is not known: the pool is restarted and the file being written is tried again with the workers to itself; only
 if a worker dies again then does that file fail (nothing of it becomes visible).  After ``MAX_RESTARTS``, or if the
 pool cannot be restarted, the remaining files are embedded in this process.
+
+The feed hands its pool back when the loop closes it (``release``): ``pool_feed`` (the CLI's ``--workers N``) closes
+it, ``background.py`` keeps it warm for the serving process's next job.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -27,7 +30,6 @@ import numpy as np
 
 from .files import Source
 from .ingest import Entry, IngestLoop
-from .results import FileStatus
 from .workers import EmbedPool, WorkerSpec, WorkersUnavailable
 
 log = logging.getLogger(__name__)
@@ -56,13 +58,21 @@ class _PoolEntry(Entry):
         return vectors
 
 
-class PoolFeed:
-    """Prepares files ahead in this process and sends their batches to the pool (a ``Feed`` for the loop)."""
+def _close(pool: EmbedPool | None) -> None:
+    if pool is not None:
+        pool.close()
 
-    def __init__(self, loop: IngestLoop, sources: Sequence[Source], pool: EmbedPool | None):
+
+class PoolFeed:
+    """Prepares files ahead in this process and sends their batches to the pool (a ``Feed`` for the loop).
+    ``release(pool)`` gets the pool back when the loop is done (None: it was given up); default: close it."""
+
+    def __init__(self, loop: IngestLoop, sources: Sequence[Source], pool: EmbedPool | None,
+                 release: Callable[[EmbedPool | None], None] = _close):
         self.loop = loop
         self.sources = sources
         self.pool = pool
+        self.release = release
         self.pending: deque[_PoolEntry] = deque()
         self.next = 0  # the next source to prepare
         self.inflight: set[str] = set()  # doc_ids whose batches were sent (a same-bytes copy is not sent twice)
@@ -159,15 +169,11 @@ class PoolFeed:
     def close(self) -> None:
         for e in self.pending:
             e.cancel()
+        pool, self.pool = self.pool, None
+        self.release(pool)
 
 
-def run_with_workers(loop: IngestLoop, sources: Sequence[Source], workers: int
-                     ) -> tuple[list[FileStatus], str | None]:
-    """Run ``loop`` over ``sources`` with ``workers`` embedding processes.  Raises ``WorkersUnavailable`` when
-    the workers cannot start at all (nothing was touched then)."""
-    feed = PoolFeed(loop, sources, EmbedPool(WorkerSpec.of(loop.writer.encoders.embedder, workers), workers))
-    try:
-        return loop.run(sources, feed)
-    finally:
-        if feed.pool is not None:
-            feed.pool.close()
+def pool_feed(loop: IngestLoop, sources: Sequence[Source], workers: int) -> PoolFeed:
+    """A feed with ``workers`` fresh embedding processes (closed with the feed).  Raises ``WorkersUnavailable``
+    when they cannot start at all (nothing was touched then)."""
+    return PoolFeed(loop, sources, EmbedPool(WorkerSpec.of(loop.writer.encoders.embedder, workers), workers))

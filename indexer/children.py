@@ -1,4 +1,5 @@
-"""What every child process of the indexer shares: started with Ctrl-C ignored, and gone when its parent is.
+"""What every child process of the indexer shares: started with Ctrl-C ignored, gone when its parent is, and (for
+the jobs of a process that serves searches) at a lower priority than that process.
 
 The indexer spawns two kinds of helper processes: embedding workers (``workers.py``) and the reader that extracts
 files under limits (``sandbox.py``).  A terminal sends Ctrl-C to the whole process group, so a child would get it
@@ -6,16 +7,24 @@ too and print a ``KeyboardInterrupt`` traceback from wherever it was (often stil
 one that cancels the run and stops its children.  An ignored signal stays ignored across ``exec``, and Python keeps
 an inherited ``SIG_IGN`` for SIGINT, so a child spawned inside ``sigint_ignored()`` ignores Ctrl-C from its first
 instruction; a handler installed by the child itself would leave a window while it imports.
+
+A serving process (the app) lowers its job children's priority from outside, as soon as each exists
+(``lower_priority``), so the searches it answers come first.  On Linux a niceness belongs to a thread: the child's
+main thread is changed, and every thread it starts later (onnxruntime's pool) inherits it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
 import threading
 from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+NICEST = 19  # the lowest priority there is
 
 
 @contextlib.contextmanager
@@ -48,3 +57,27 @@ def watch_parent() -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent,), name="moesearch-parent-watch", daemon=True).start()
+
+
+def niceness(pid: int = 0) -> int | None:
+    """The niceness of process ``pid`` (0: the calling thread on Linux); None where there is none (Windows) or
+    the process is gone."""
+    try:
+        return os.getpriority(os.PRIO_PROCESS, pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def lower_priority(pid: int, nice: int) -> int | None:
+    """Make process ``pid`` ``nice`` steps nicer than the calling thread (at most ``NICEST``); never raises its
+    priority (that would need privileges).  Returns its niceness now (None: no such thing here, or it is gone)."""
+    ours = niceness()
+    if nice <= 0 or ours is None:
+        return niceness(pid)
+    target = min(NICEST, ours + nice)
+    try:
+        if os.getpriority(os.PRIO_PROCESS, pid) < target:
+            os.setpriority(os.PRIO_PROCESS, pid, target)
+    except OSError as exc:  # gone already, or not ours: it runs at its priority, nothing else changes
+        log.warning("could not lower the priority of process %d: %s", pid, exc)
+    return niceness(pid)

@@ -8,8 +8,9 @@ file problem into a failed status and never stops on one; a store failure fails 
 of the batch is a duplicate without asking the store again.
 
 Where prepared files and their vectors come from is a ``Feed``: ``ReadAhead`` (below: the next file is prepared
-in a reader thread while this one embeds in this process) or ``bulk.PoolFeed`` (embedding worker processes).
-A reindex feeds the same loop sources rebuilt from stored chunks (``reindex.py``).
+in a reader thread while this one embeds in this process) or ``bulk.PoolFeed`` (embedding worker processes; for a
+serving process's jobs, a lower-priority one kept warm, ``background.py``).  A reindex feeds the same loop sources
+rebuilt from stored chunks (``reindex.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 
 from embedder.settings import sha256
 
+from .children import lower_priority
 from .chunking import Chunk
 from .diskspace import describe, disk_error
 from .extract import Extracted, ExtractError, extract
@@ -157,16 +159,20 @@ class Feed(Protocol):
     def close(self) -> None: ...
 
 
+FeedFor = Callable[["IngestLoop", Sequence[Source]], Feed]  # a feed for this loop over these sources
+
+
 class IngestLoop:
     """prepare -> embed -> commit over ``sources`` with the statuses and the store error (if any) it ends with."""
 
     def __init__(self, writer: DocumentWriter, keep: str, max_bytes: int, batch_size: int, notify: Progress, *,
                  caps: FileCaps | None = None, cancel: threading.Event | None = None, replace: bool = False,
-                 reader: Reader | None = None):
+                 reader: Reader | None = None, nice: int = 0):
         """``caps``: read each new file in a reader process under these limits (``sandbox.py``; None: in this
         process, with the environment's limits).  ``cancel``: once set, the file in progress is rolled back and
         the rest are not attempted.  ``replace``: an upload under a name already indexed replaces that document
-        (default: both are kept, the new one as ``name (2).ext``)."""
+        (default: both are kept, the new one as ``name (2).ext``).  ``nice``: the reader process runs that much
+        nicer than this one (a serving process's job, ``background.py``)."""
         self.writer = writer
         self.keep = keep
         self.max_bytes = max_bytes
@@ -176,6 +182,7 @@ class IngestLoop:
         self.cancel = cancel or threading.Event()
         self.replace = replace
         self.reader = reader if reader is not None or caps is None else Reader.shared()
+        self.nice = nice
         self.total = 0
         self._seen: dict[str, dict | None] = {}  # doc_id -> record this run wrote, or None: this run removed it
         self._keys: dict[str, str] = {}  # upload name -> doc_id written under it by this run
@@ -185,6 +192,10 @@ class IngestLoop:
         return self.cancel.is_set()
 
     def _read(self, data: bytes, name: str, ocr) -> tuple[Extracted, list[Chunk]]:
+        if self.nice:  # (re)started now if it is not running, so its priority is lowered before it reads
+            self.reader.start()
+            if (pid := self.reader.pid) is not None:
+                lower_priority(pid, self.nice)
         return self.reader.read(data, name, self.caps, ChunkPlan.of(self.writer.encoders), ocr, self.cancel)
 
     def prepare(self, source: Source, index: int = 0) -> Prepared:

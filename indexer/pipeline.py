@@ -4,10 +4,12 @@
 ...     report = p.ingest(["docs/", Source.upload("notes.txt", b"...")], progress=print)
 ...     hits = p.search("protein folding", k=5, filters=SearchFilters(doc_types=("pdf",)))
 ...     bulk = p.ingest(["corpus/"], workers=2)  # two embedding processes; the same points as workers=1
+...     job = p.ingest(["upload/"], background=True)  # a serving process's job: a nicer process embeds
 
 This module keeps the lifecycle (opening the store, the active collection, reindex switching) and the locks; the
-work is done by ``ingest.py`` (the ingest loop), ``bulk.py`` (embedding workers), ``reindex.py``, ``search.py``,
-``catalog.py`` (document listings) and ``model_view.py`` (model card, router choices).
+work is done by ``ingest.py`` (the ingest loop), ``bulk.py`` (embedding workers), ``background.py`` (where the
+jobs of a serving process embed), ``reindex.py``, ``search.py``, ``catalog.py`` (document listings) and
+``model_view.py`` (model card, router choices).
 
 Thread safety: one Pipeline may be shared by many threads (app sessions).  Searches and listings run
 concurrently; ingest, delete and reindex are serialised by its one write lock; a reindex switches the active
@@ -26,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import catalog
-from .bulk import run_with_workers
+from .background import Background
+from .bulk import pool_feed
 from .diskspace import check_space
 from .encoders import Encoders
 from .files import FileStore, Source, expand
-from .ingest import IngestLoop, ReadAhead
+from .ingest import Feed, FeedFor, IngestLoop, ReadAhead
 from .model_view import ModelInfo, ModelTracker, RoutingView, model_info, onnx_variant, routing_view
 from .reindex import (
     BUILDING,
@@ -99,6 +102,7 @@ class Pipeline:
         self._routing = functools.lru_cache(maxsize=64)(self._route)
         self._model_info: dict[int, ModelInfo] = {}
         self._reindexing = threading.Lock()  # one reindex at a time; ingest and delete go on while it runs
+        self._background = Background(self.settings)  # where background jobs embed (starts nothing until one runs)
         try:
             # the configured model, followed live (a published name's `current` pointer; see model_view.py)
             self._models = ModelTracker(self.settings.model_dir, self._load_model, embedder,
@@ -178,6 +182,7 @@ class Pipeline:
             if not self._closed:
                 self._closed = True
                 self.root.close()
+        self._background.close()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -205,13 +210,15 @@ class Pipeline:
     # --- ingest ----------------------------------------------------------------------------------------
     def ingest(self, items: Iterable[str | os.PathLike | Source] | str | os.PathLike | Source,
                progress: Progress | None = None, workers: int = 1, *, cancel: threading.Event | None = None,
-               replace: bool = False) -> IngestReport:
+               replace: bool = False, background: bool = False) -> IngestReport:
         """Index files, folders (recursive) and uploads (``Source.upload``); one status per file, never stops on a
         bad file.  ``workers`` > 1 embeds in that many worker processes (bulk ingest, see ``bulk.py``); same
         results.  Each new file is read in a reader process under the per-file limits (``sandbox.py``).  Setting
         ``cancel`` stops the run: files done stay, the one in progress is rolled back, the rest are reported
         "not attempted".  ``replace``: an upload under a name already indexed replaces that document (default:
-        both are kept, the new one as ``name (2).ext``)."""
+        both are kept, the new one as ``name (2).ext``).  ``background``: the caller serves searches meanwhile
+        (the app): embedding and reading run in lower-priority processes with a core left to queries
+        (``background.py``, MOESEARCH_INGEST_*); same results."""
         self._writable()
         if isinstance(items, str | os.PathLike | Source):
             items = [items]
@@ -226,17 +233,33 @@ class Pipeline:
                         [x.size for x in sources if x.stored is None and not x.skip], s.max_chunks,
                         s.keep_files != "none", s.disk_reserve_mb)
             loop = self._loop(DocumentWriter(active.collection, self._usable(active), self.files), progress,
-                              caps=FileCaps.from_settings(self.settings), cancel=cancel, replace=replace)
-            if workers > 1 and sources:
-                try:
-                    statuses, store_error = run_with_workers(loop, sources, workers)
-                except WorkersUnavailable as exc:
-                    raise IndexerError(str(exc)) from exc
-            else:
-                statuses, store_error = loop.run(sources, ReadAhead(loop, sources))
+                              caps=FileCaps.from_settings(self.settings), cancel=cancel, replace=replace,
+                              nice=self._background.nice if background and self._background.in_worker else 0)
+            feed = self._feed(workers, background) if sources else ReadAhead
+            statuses, store_error = loop.run(sources, feed(loop, sources))
             if store_error is None and any(s.status == "ok" for s in statuses):
                 self._maybe_optimize(active.collection, loop.notify)
         return IngestReport(tuple(statuses), time.perf_counter() - t0, store_error)
+
+    def _feed(self, workers: int, background: bool) -> FeedFor:
+        """Where a run's vectors come from: this process, ``workers`` bulk processes, or a background job's worker
+        (``IndexerError`` when those cannot start: nothing was touched then)."""
+        if background and self._background.in_worker:
+            def make(loop: IngestLoop, sources) -> Feed:
+                return self._background.feed(loop, sources, workers)
+        elif workers > 1:
+            def make(loop: IngestLoop, sources) -> Feed:
+                return pool_feed(loop, sources, workers)
+        else:
+            return ReadAhead
+
+        def started(loop: IngestLoop, sources) -> Feed:
+            try:
+                return make(loop, sources)
+            except WorkersUnavailable as exc:
+                raise IndexerError(str(exc)) from exc
+
+        return started
 
     def _loop(self, writer: DocumentWriter, progress: Progress | None, **options) -> IngestLoop:
         def notify(event: ProgressEvent) -> None:
@@ -379,7 +402,8 @@ class Pipeline:
 
     # --- reindex -------------------------------------------------------------------------------------------
     def reindex(self, progress: Progress | None = None, force: bool = False,
-                model: str | os.PathLike | None = None, *, cancel: threading.Event | None = None) -> IngestReport:
+                model: str | os.PathLike | None = None, *, cancel: threading.Event | None = None,
+                background: bool = False) -> IngestReport:
         """Re-embed every document with the configured model (or ``model``: a folder, a published NAME or
         NAME@VERSION, e.g. a previous version for a rollback) into a new collection, then switch to it in one step.
 
@@ -387,17 +411,18 @@ class Pipeline:
         and are carried over by the catch-up passes, the last one under the write lock (``reindex.Rebuild``).
         A killed reindex resumes where it stopped; the previous collection is kept for a rollback when its model
         is a published version (``gc`` drops it).  ``cancel`` stops it after the document in progress
-        (``ReindexCancelled``): the serving index is unchanged and the next reindex continues the half-built one."""
+        (``ReindexCancelled``): the serving index is unchanged and the next reindex continues the half-built one.
+        ``background``: as for ``ingest``, the documents are embedded in a lower-priority process."""
         self._writable()
         if not self._reindexing.acquire(blocking=False):
             raise IndexerError("a reindex is already running; wait for it to finish")
         try:
-            return self._reindex(progress, force, model, cancel)
+            return self._reindex(progress, force, model, cancel, background)
         finally:
             self._reindexing.release()
 
-    def _reindex(self, progress: Progress | None, force: bool, model, cancel: threading.Event | None
-                 ) -> IngestReport:
+    def _reindex(self, progress: Progress | None, force: bool, model, cancel: threading.Event | None,
+                 background: bool) -> IngestReport:
         t0 = time.perf_counter()
         if model is None:
             self._models.poll(force=True)
@@ -415,7 +440,7 @@ class Pipeline:
         log.info("reindex: building %s with %s", new.name, target.model_label)
         encoders = Encoders(embedder, target)
         rebuild = Rebuild(old.collection, new, encoders, lambda writer: self._loop(writer, progress, cancel=cancel),
-                          cancel)
+                          cancel, feed=self._feed(1, background))
         try:
             rebuild.catch_up()  # without the write lock: ingest and delete go on in the serving index
             self._maybe_optimize(new, progress or (lambda _e: None))

@@ -34,7 +34,7 @@ from pathlib import Path
 from .chunking import rebuild_page
 from .encoders import Encoders
 from .files import Source, Stored
-from .ingest import IngestLoop, ReadAhead
+from .ingest import FeedFor, IngestLoop, ReadAhead
 from .results import FileStatus, IndexerError
 from .schema import DOC_RECORDS, META_ID, VISIBLE, IndexSpec
 from .store.base import Collection, Match, Root, StoreError, scroll_all
@@ -61,11 +61,6 @@ def stored_pages(collection: Collection, doc_id: str) -> list[tuple[int, str]]:
 def _source(collection: Collection, record: dict) -> Source:
     return Source(record["source"], record.get("path") or record["source"],
                   stored=Stored(record, partial(stored_pages, collection, record["doc_id"])))
-
-
-def stored_sources(collection: Collection) -> list[Source]:
-    """One source per document record of ``collection`` (pages are rebuilt when the loop prepares it)."""
-    return [_source(collection, r.payload) for r in scroll_all(collection, DOC_RECORDS)]
 
 
 def spec_of(embedder, settings) -> IndexSpec:
@@ -128,14 +123,15 @@ def _key(record: dict) -> tuple:
 
 class Rebuild:
     """Brings ``new`` in line with ``old`` in passes (see the module doc); ``loop()`` makes a fresh ingest loop
-    that writes into ``new`` with the new model."""
+    that writes into ``new`` with the new model, ``feed`` where its vectors come from (default: this process)."""
 
     def __init__(self, old: Collection, new: Collection, encoders: Encoders, loop: Callable[[DocumentWriter],
-                 IngestLoop], cancel: threading.Event | None = None):
+                 IngestLoop], cancel: threading.Event | None = None, feed: FeedFor = ReadAhead):
         self.old, self.new = old, new
         self.cancel = cancel or threading.Event()
         self.writer = DocumentWriter(new, encoders, None)  # None: kept copies belong to the documents, not to us
         self._loop = loop
+        self._feed = feed
         self.statuses: dict[str, FileStatus] = {}  # doc_id -> its latest status in this reindex
 
     def _plan(self) -> tuple[dict[str, dict], list[dict], list[str]]:
@@ -164,7 +160,7 @@ class Rebuild:
         failed = []
         if sources:
             loop = self._loop(self.writer)
-            statuses, store_error = loop.run(sources, ReadAhead(loop, sources))
+            statuses, store_error = loop.run(sources, self._feed(loop, sources))
             if store_error is not None:
                 raise IndexerError(f"reindex stopped, the index is unchanged: the store failed ({store_error})")
             self.check_cancelled()  # the loop stopped after the document in progress

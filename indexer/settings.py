@@ -25,6 +25,7 @@ Device = Literal["auto", "cpu", "cuda"]
 OnnxVariant = Literal["auto", "int8", "fp32"]  # embedder.cpu_variant.SETTINGS
 KeepFiles = Literal["uploads", "all", "none"]
 Quantization = Literal["int8", "none", "binary"]  # the store's QUANTIZATIONS (indexer/store/base.py)
+IngestEmbedding = Literal["worker", "in-process"]  # background.WORKER, background.IN_PROCESS
 BACKENDS, DEVICES, KEEP_FILES = get_args(Backend), get_args(Device), get_args(KeepFiles)
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("moesearch_environ", default=None)
 
@@ -109,6 +110,16 @@ class IndexerSettings(BaseSettings):
                             "documents copy an embedded index whose disk is read-only or full, to read it there")
     ingest_roots: str = env("", "MOESEARCH_INGEST_ROOTS", "app: server folders an admin may ingest (separated by "
                             "os.pathsep; empty: none)")
+    ingest_embedding: IngestEmbedding = env("worker", "MOESEARCH_INGEST_EMBEDDING", "where an ingest or re-index "
+                                            "started in the app embeds: worker = its own lower-priority process, so "
+                                            "searches stay fast; in-process = the app's process (the old path)")
+    ingest_nice: int = env(10, "MOESEARCH_INGEST_NICE", "how much nicer (lower priority) than the app its ingest "
+                           "worker and file reader run (0 = the same priority)", ge=0, le=19)
+    ingest_threads: int = env(0, "MOESEARCH_INGEST_THREADS", "onnxruntime threads of the app's ingest worker (0 = "
+                              "the cores less one, at least 1: a core is left to searches)", ge=0)
+    ingest_worker_idle_s: float = env(300.0, "MOESEARCH_INGEST_WORKER_IDLE_S", "seconds the app's ingest worker "
+                                      "stays loaded after a job, so the next starts at once (0 = stop it with the "
+                                      "job; it holds a second copy of the model)", ge=0)
 
     def __init__(self, **values: Any):
         try:

@@ -8,6 +8,10 @@ share the machine instead of oversubscribing it, and it embeds exactly the batch
 
 Processes are started with the ``spawn`` method: no onnxruntime session, store handle or lock is inherited from
 the parent, and the same code runs on Linux, macOS and Windows.  Never imports torch.
+
+For a job of a process that serves searches (``background.py``) the spec also says how much nicer than that process
+the workers run (``WorkerSpec.nice``: each is reniced as soon as it is spawned, before it imports anything) and
+whether onnxruntime's threads may spin between batches (off there: a spinning thread takes CPU from searches).
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
 
 import numpy as np
 
-from .children import ignore_sigint, sigint_ignored, watch_parent
+from .children import ignore_sigint, lower_priority, sigint_ignored, watch_parent
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +61,19 @@ class WorkerSpec:
     max_length: int
     variant: str | None  # the ONNX file the main process runs (None: the device's default file)
     threads: int
+    nice: int = 0  # how much nicer than the main process the workers run (0: the same priority)
+    spinning: bool = True  # onnxruntime's threads busy-wait between batches (runtime.open_session)
 
     @classmethod
     def of(cls, embedder, workers: int) -> WorkerSpec:
-        from embedder.runtime import CUDA, VARIANT_FILES
+        from embedder.runtime import CUDA
+        from embedder.settings import ONNX_FILES
 
         model_file = getattr(embedder, "model_file", None)
         if model_file is None or getattr(embedder, "model_dir", None) is None:
             raise TypeError(f"embedding workers need an embedder.runtime.Embedder (a model folder with ONNX "
                             f"files), got {type(embedder).__name__}")
-        variants = {name: variant for variant, name in VARIANT_FILES.items()}
+        variants = {name: variant for variant, name in ONNX_FILES.items()}
         device = "cuda" if getattr(embedder, "provider", "") == CUDA else "cpu"
         return cls(str(Path(embedder.model_dir).absolute()), device, int(embedder.dim), int(embedder.max_length),
                    variants.get(Path(model_file).name), threads_per_worker(workers))
@@ -74,7 +82,31 @@ class WorkerSpec:
         from embedder.runtime import Embedder
 
         return Embedder(self.model_dir, device=self.device, dim=self.dim, variant=self.variant, threads=self.threads,
-                        max_length=self.max_length, spinning=True)  # a worker only embeds batches
+                        max_length=self.max_length, spinning=self.spinning)  # a worker only embeds batches
+
+
+class _NicerProcess(SpawnProcess):
+    """A spawned worker whose priority is lowered by its parent the moment it exists (``nice`` steps)."""
+
+    nice = 0
+
+    def start(self) -> None:
+        super().start()
+        if self.nice:
+            lower_priority(self.pid, self.nice)
+
+
+class _Spawn(SpawnContext):
+    """The ``spawn`` start method, with every process it starts ``nice`` steps nicer than the caller."""
+
+    def __init__(self, nice: int):
+        super().__init__()
+        self.nice = nice
+
+    def Process(self, *args, **kwargs) -> SpawnProcess:  # noqa: N802 - multiprocessing's name for it
+        process = _NicerProcess(*args, **kwargs)
+        process.nice = self.nice
+        return process
 
 
 def _init(spec: WorkerSpec) -> None:
@@ -110,22 +142,24 @@ class EmbedPool:
         self.workers = workers
         self.start_timeout = start_timeout
         self.restarts = 0
+        self.pids: tuple[int, ...] = ()  # the workers' process ids (as they answered the start's round trip)
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
+        context = _Spawn(self.spec.nice) if self.spec.nice else multiprocessing.get_context("spawn")
         with sigint_ignored():  # every worker is spawned now, ignoring Ctrl-C from its first instruction
-            executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_init, initargs=(self.spec,))
+            executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_init,
+                                           initargs=(self.spec,))
             ready = [executor.submit(_ready) for _ in range(self.workers)]
         try:  # a round trip: the model loads in the workers (a broken folder fails here, not per file)
-            for future in ready:
-                future.result(timeout=self.start_timeout)
+            self.pids = tuple(sorted({future.result(timeout=self.start_timeout) for future in ready}))
         except (BrokenProcessPool, FutureTimeout, OSError) as exc:
             executor.shutdown(wait=False, cancel_futures=True)
             raise WorkersUnavailable(f"embedding workers could not start ({type(exc).__name__}: {exc}); see the "
                                      "worker's traceback above") from exc
-        log.info("%d embedding workers (%s, %d threads each) on %s", self.workers, self.spec.device,
-                 self.spec.threads, Path(self.spec.model_dir).name)
+        log.info("%d embedding workers (%s, %d threads each%s) on %s", self.workers, self.spec.device,
+                 self.spec.threads, f", {self.spec.nice} steps nicer" if self.spec.nice else "",
+                 Path(self.spec.model_dir).name)
         return executor
 
     def submit(self, texts: Sequence[str], batch_size: int) -> Future:
