@@ -310,7 +310,8 @@ def current(onnx_dir: str | os.PathLike, cpu: CpuInfo | None = None) -> tuple[Ca
 
 def serving_choice(onnx_dir: str | os.PathLike, setting: str = AUTO, cpu: CpuInfo | None = None) -> Choice:
     """What a CPU session serves: the setting when forced, else the current record's decision, else int8 (the
-    default before any measurement) with a warning naming ``python -m embedder prepare``."""
+    default before any measurement) with a message naming ``python -m embedder prepare`` (a warning when a record
+    exists but no longer applies)."""
     if setting not in SETTINGS:
         raise ValueError(f"MOESEARCH_ONNX_VARIANT must be one of {SETTINGS}, got {setting!r}")
     cal, why = current(onnx_dir, cpu)
@@ -318,8 +319,11 @@ def serving_choice(onnx_dir: str | os.PathLike, setting: str = AUTO, cpu: CpuInf
         return decide(cal.int8_texts_per_s, cal.fp32_texts_per_s, setting)
     if setting != AUTO:
         return decide(None, None, setting)
-    log.warning("%s: int8 against fp32 not measured on this CPU (%s); serving int8. Run `%s` to time both here "
-                "and serve the faster", Path(onnx_dir), why, PREPARE)
+    # never measured (a folder exported without `prepare`): int8 as before, said at INFO so every CLI run of such a
+    # folder does not print it; a record that no longer applies (other CPU, re-exported files) is a warning
+    level = logging.INFO if why == f"no {VARIANT_JSON}" else logging.WARNING
+    log.log(level, "%s: int8 against fp32 not measured on this CPU (%s); serving int8. Run `%s` to time both here "
+            "and serve the faster", Path(onnx_dir), why, PREPARE)
     return Choice(INT8, AUTO, unmeasured=why)
 
 

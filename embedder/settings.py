@@ -135,8 +135,9 @@ def default_model_dir() -> Path:
 
     env = os.environ.get("MOESEARCH_MODEL")
     if env:
-        built = MODELS_DIR / Path(env).name
-        if Path(env).name in BUILT_MODELS and Path(env) in (Path(Path(env).name), built) and not built.exists():
+        name, built = Path(env).name, MODELS_DIR / Path(env).name
+        if name in BUILT_MODELS and Path(env).resolve() in (built.resolve(), Path(name).resolve()) \
+                and not built.exists():
             return built  # one of the models built at install, not built yet: `embedder prepare` builds it
         return resolve(env).folder
     if (SHIPPED_MODEL / "current").is_file() or (SHIPPED_MODEL / "config.json").is_file():

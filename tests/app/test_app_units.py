@@ -35,7 +35,8 @@ def test_malformed_hashes_are_refused(bad):
         auth.PasswordHash.parse(bad)
 
 
-def test_configured_hash_sources(monkeypatch):
+def test_configured_hash_sources(monkeypatch, tmp_path):
+    monkeypatch.setenv("MOESEARCH_DATA_DIR", str(tmp_path))  # no first-run hash file (./data may hold one)
     monkeypatch.delenv(auth.ENV_VAR, raising=False)
     assert auth.configured_hash() == (None, "")
     assert auth.configured_hash(lambda name: "scrypt$from-secrets")[0] == "scrypt$from-secrets"

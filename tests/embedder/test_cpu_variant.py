@@ -139,7 +139,7 @@ def test_the_runtime_serves_the_recorded_choice(model, int8, fp32, served):
 
 
 def test_without_variant_json_int8_serves_with_a_warning(model, caplog):
-    with caplog.at_level(logging.WARNING, logger="embedder.cpu_variant"):
+    with caplog.at_level(logging.INFO, logger="embedder.cpu_variant"):
         emb = Embedder(model, device="cpu")
     assert emb.model_file.name == INT8_FILE and emb.cpu_choice.unmeasured == f"no {cv.VARIANT_JSON}"
     assert "python -m embedder prepare" in caplog.text
