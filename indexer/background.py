@@ -8,9 +8,12 @@ process keeps its own onnxruntime session for queries:
 
 - the worker runs ``MOESEARCH_INGEST_NICE`` steps nicer than the serving process, from the moment it is spawned
   (so does the reader process that extracts the job's files, ``IngestLoop(nice=...)``): when a query comes, the
-  kernel runs it first;
-- it has ``MOESEARCH_INGEST_THREADS`` onnxruntime threads (default: the cores less one, at least 1), which do not
-  spin between batches, so a core is left to queries even where nothing else is running;
+  kernel runs it first, on any core;
+- it has ``MOESEARCH_INGEST_THREADS`` onnxruntime threads, which do not spin between batches.  By default a core is
+  left to queries outright (the cores less one) from ``LEAVE_A_CORE_FROM`` cores up, where that keeps >= 0.8 of the
+  ingest's embedding; on fewer cores the worker may use them all and the priority alone puts queries first (one
+  thread of 2 cores embeds about half as fast: README, bulk ingest on an idle 2-core machine, where two one-thread
+  workers match one two-thread session);
 - it loads the serving process's model folder and ONNX file (``WorkerSpec.of``: the file ``Embedder.cpu_choice``
   chose, the same dim and max length), so the vectors are the ones the serving process would compute;
 - it stays loaded ``MOESEARCH_INGEST_WORKER_IDLE_S`` seconds after a job (``WarmPool``), so the next upload does
@@ -37,11 +40,16 @@ from .workers import EmbedPool, WorkerSpec, available_cores
 
 log = logging.getLogger(__name__)
 WORKER, IN_PROCESS = "worker", "in-process"  # MOESEARCH_INGEST_EMBEDDING
+LEAVE_A_CORE_FROM = 5  # cores: from here on, the cores less one still give >= 0.8 of the embedding (4 of 5)
 
 
 def job_threads(setting: int, cores: int | None = None) -> int:
-    """onnxruntime threads for a job's embedding: ``setting``, or with 0 the cores less one (at least 1)."""
-    return setting if setting > 0 else max(1, (cores or available_cores()) - 1)
+    """onnxruntime threads for a job's embedding: ``setting``, or with 0 the cores less one from
+    ``LEAVE_A_CORE_FROM`` cores up, else all of them (the worker's lower priority gives them to queries)."""
+    if setting > 0:
+        return setting
+    cores = cores or available_cores()
+    return cores - 1 if cores >= LEAVE_A_CORE_FROM else cores
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ class JobEmbedding:
 
     where: str = WORKER  # worker | in-process
     nice: int = 10
-    threads: int = 0  # 0: the cores less one
+    threads: int = 0  # 0: see job_threads
     idle_s: float = 300.0
 
     @classmethod

@@ -116,7 +116,8 @@ class IndexerSettings(BaseSettings):
     ingest_nice: int = env(10, "MOESEARCH_INGEST_NICE", "how much nicer (lower priority) than the app its ingest "
                            "worker and file reader run (0 = the same priority)", ge=0, le=19)
     ingest_threads: int = env(0, "MOESEARCH_INGEST_THREADS", "onnxruntime threads of the app's ingest worker (0 = "
-                              "the cores less one, at least 1: a core is left to searches)", ge=0)
+                              "the cores less one from 5 cores up, else all: its lower priority gives them to "
+                              "searches; 1 on 2 cores leaves one free but halves the ingest's embedding)", ge=0)
     ingest_worker_idle_s: float = env(300.0, "MOESEARCH_INGEST_WORKER_IDLE_S", "seconds the app's ingest worker "
                                       "stays loaded after a job, so the next starts at once (0 = stop it with the "
                                       "job; it holds a second copy of the model)", ge=0)

@@ -72,9 +72,10 @@ def _summary(report) -> list[tuple]:
     return [(f.name, f.status, f.reason, f.pages, f.chunks, f.doc_id) for f in report.files]
 
 
-def test_job_threads_leave_a_core_to_queries():
-    assert job_threads(0, cores=2) == 1 and job_threads(0, cores=1) == 1 and job_threads(0, cores=16) == 15
-    assert job_threads(3, cores=16) == 3
+def test_job_threads_leave_a_core_to_queries_where_that_keeps_most_of_the_ingest():
+    assert job_threads(0, cores=16) == 15 and job_threads(0, cores=5) == 4  # >= 0.8 of the embedding kept
+    assert job_threads(0, cores=4) == 4 and job_threads(0, cores=2) == 2 and job_threads(0, cores=1) == 1
+    assert job_threads(3, cores=16) == 3 and job_threads(1, cores=2) == 1  # the setting wins
 
 
 def test_the_job_spec_serves_the_serving_models_file_nicer_and_without_spinning(tiny_embedder):
