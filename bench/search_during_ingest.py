@@ -12,11 +12,12 @@ per embedding mode, each on a fresh index seeded with a small corpus:
 In each, headless Chromium (Playwright) searches the Search page (a fresh query each time: type it, press Enter,
 wait for the results, read them for ``--think`` seconds) ``--idle`` times while nothing else runs, then an admin
 starts an ingest of ``--pdfs`` generated PDFs (fpdf2, as ``bench/ingest_pdfs.py``) on the Ingest page ("Folder on
-the server") and the searches go on until it finishes.  The browsers run on the app's machine, which users' do not:
-rendering results back to back (``--think 0``) takes about one core of a 2-core machine by itself, from the app and
-its ingest alike.  So the admin's browser, whose page redraws the job's progress every 0.5 s, runs at the lowest
-priority (``nice -n 19``; the app's own work for that page is unchanged), and the searcher reads each page of
-results for ``--think`` seconds.  For every search it records
+the server") and the searches go on until it finishes, while the admin's page shows the job's progress (the app
+reruns its panel every 0.5 s; ``--admin-leaves`` closes that page once the job runs).  Both browsers run on the
+app's machine, which users' browsers do not: rendering results back to back (``--think 0``) takes about one core of
+a 2-core machine by itself, from the app and its ingest alike, so the searcher reads each page of results for
+``--think`` seconds (Chromium run as root also raises some of its own threads' priority above the app's).  For
+every search it records
 
 * the browser round trip: from the Enter key to the end of the page's script run (measured in the page);
 * the server-side search time: ``Service.search`` (query embedding + store query), the "N results · mode · T ms"
@@ -41,6 +42,7 @@ machine that is otherwise idle.
     .venv/bin/python bench/search_during_ingest.py --modes worker                 # one mode only (no ratio)
     .venv/bin/python bench/search_during_ingest.py --think 0                      # searches back to back
     .venv/bin/python bench/search_during_ingest.py --modes in-process worker worker:1 --rounds 2
+    .venv/bin/python bench/search_during_ingest.py --admin-leaves                 # no progress page open
 
 Needs Chromium at /usr/bin/chromium and playwright (``pip install -e '.[dev]'``).
 """
@@ -143,14 +145,6 @@ def seed_index(env: dict[str, str], seed_docs: Path) -> str:
         return f"{emb.model_id} ({emb.model_file.name} on {emb.provider}{choice})"
 
 
-def nice_chromium(folder: Path) -> Path:
-    """A launcher running Chromium at the lowest priority (the admin's browser, see the module doc)."""
-    path = folder / "chromium-nice"
-    path.write_text(f'#!/bin/sh\nexec nice -n 19 {CHROMIUM} "$@"\n')
-    path.chmod(0o755)
-    return path
-
-
 def run_mode(mode: str, args, tmp: Path, docs: Path, seed_docs: Path, pages: int, round_: int) -> dict:
     """One app run in ``mode`` ("in-process", "worker" or "worker:THREADS"): its samples and its ingest."""
     from playwright.sync_api import sync_playwright
@@ -171,7 +165,6 @@ def run_mode(mode: str, args, tmp: Path, docs: Path, seed_docs: Path, pages: int
     log_file = tmp / f"app-{mode.replace(':', '-')}-{round_}.log"
     with streamlit_app(env, log_file, timeout=300) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        admin_browser = pw.chromium.launch(executable_path=str(nice_chromium(tmp)), args=CHROMIUM_ARGS)
         try:
             searcher = Searcher(browser, url, seed=round_ * 100 + args.modes.index(mode))
             searcher.search()  # the first search of a session loads what the page needs once: not counted
@@ -180,7 +173,7 @@ def run_mode(mode: str, args, tmp: Path, docs: Path, seed_docs: Path, pages: int
                 rt, srv = searcher.search()
                 idle_rt.append(rt)
                 idle_srv += [srv] if srv is not None else []
-            admin = admin_browser.new_page(viewport={"width": 1360, "height": 1000})
+            admin = browser.new_page(viewport={"width": 1360, "height": 1000})
             admin.set_default_timeout(120_000)
             sign_in(admin, url, PASSWORD)
             wait_idle(admin)
@@ -190,6 +183,9 @@ def run_mode(mode: str, args, tmp: Path, docs: Path, seed_docs: Path, pages: int
             path_box.press("Enter")
             wait_idle(admin)
             admin.get_by_role("button", name="Ingest path").click()
+            admin.get_by_text(re.compile(r"Ingest (of|finished)")).first.wait_for()  # the job started
+            if args.admin_leaves:
+                admin.close()
             started = time.monotonic()
             while not report_file.exists():
                 if time.monotonic() - started > args.timeout:
@@ -203,7 +199,6 @@ def run_mode(mode: str, args, tmp: Path, docs: Path, seed_docs: Path, pages: int
                 during_srv += [srv] if srv is not None else []
         finally:
             browser.close()
-            admin_browser.close()
     report = json.loads(report_file.read_text())
     if report["ok"] != args.pdfs or report["pages"] != pages:
         raise RuntimeError(f"the ingest did not index every page: {report['ok']} ok, {report['pages']} pages")
@@ -294,6 +289,8 @@ def main() -> int:
     ap.add_argument("--modes", nargs="+", default=[IN_PROCESS, WORKER], type=mode_arg,
                     help="in-process, worker or worker:THREADS, run in this order (default: in-process worker)")
     ap.add_argument("--rounds", type=int, default=1, help="runs of every mode, alternating the order (default 1)")
+    ap.add_argument("--admin-leaves", action="store_true", help="close the admin's page once the job runs (default: "
+                    "it stays open, showing the progress)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds an ingest may take")
     ap.add_argument("--json", type=Path, help="also write the samples and results here")
     args = ap.parse_args()
@@ -304,7 +301,8 @@ def main() -> int:
     print(f"start: {load()}")
     print(f"model {args.model}; the worker mode: nice +{settings.ingest_nice}, "
           f"{job_threads(settings.ingest_threads)} onnxruntime threads (MOESEARCH_INGEST_NICE / _THREADS); "
-          f"{args.think:g} s between searches (--think)")
+          f"{args.think:g} s between searches (--think); the admin's progress page "
+          f"{'closed once the job runs' if args.admin_leaves else 'open'}")
     with tempfile.TemporaryDirectory(prefix="moesearch-bench-search-ingest-") as name:
         tmp = Path(name)
         docs, seed_docs = tmp / "corpus" / "docs", tmp / "seed"
