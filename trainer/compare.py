@@ -1,7 +1,8 @@
 """``python -m trainer compare RUN_A RUN_B``: paired tests of two evaluated models, per set and on the average.
 
 A run is a recipe run folder (its ``eval.json``; ``RUN:base`` picks the baseline rows evaluated in that run) or
-a JSON file written by ``python -m trainer eval --json``. Both runs must hold per-query scores for the same
+a JSON file written by ``python -m trainer eval --json``, or several of those joined by ``+`` (one model evaluated
+in several commands, e.g. ``evals/M.int8.english.json+evals/M.int8.xquad.json``). Both runs must hold per-query scores for the same
 sets; the test uses the queries the two have in common (normally all). B is compared against A: a positive
 difference means B is better.
 """
@@ -32,8 +33,17 @@ def _rows(data, who: str) -> list[dict]:
 
 
 def load_evals(spec: str | Path) -> dict[str, dict]:
-    """{"dataset:split": row} of a run folder, ``RUN:base``, or an eval JSON file."""
+    """{"dataset:split": row} of a run folder, ``RUN:base``, an eval JSON file, or ``A+B+...`` of those."""
     spec = str(spec)
+    if "+" in spec and not Path(spec).exists():
+        out: dict[str, dict] = {}
+        for part in spec.split("+"):
+            rows = load_evals(part)
+            twice = sorted(set(out) & set(rows))
+            if twice:
+                raise ValueError(f"{part}: sets already given by an earlier file of {spec!r}: {twice}")
+            out.update(rows)
+        return out
     who = "model"
     if spec.endswith((":base", ":model")) and not Path(spec).exists():
         spec, who = spec.rsplit(":", 1)

@@ -110,3 +110,13 @@ def test_eval_and_compare_cli(tmp_path, tiny_model_dir, tiny_dense_dir, beir, ca
     assert res["nDCG@10"]["average"]["diff"] == pytest.approx(r["diff"])  # one set: the average is that set
     assert main(["eval", "--model", str(tiny_model_dir), "--beir", str(tmp_path / "none"), "--quiet"]) == 2
     assert main(["compare", str(a), str(tmp_path / "missing.json")]) == 2
+
+
+def test_load_evals_joins_files_with_plus(tmp_path):
+    row = {"split": "test", "nDCG@10": 0.5, "per_query": {"nDCG@10": {"q1": 0.5}}}
+    (tmp_path / "a.json").write_text(json.dumps([{**row, "dataset": "one"}]))
+    (tmp_path / "b.json").write_text(json.dumps([{**row, "dataset": "two"}]))
+    both = load_evals(f"{tmp_path / 'a.json'}+{tmp_path / 'b.json'}")
+    assert sorted(both) == ["one:test", "two:test"]
+    with pytest.raises(ValueError, match="already given"):
+        load_evals(f"{tmp_path / 'a.json'}+{tmp_path / 'a.json'}")
