@@ -81,11 +81,18 @@ def resolve(collection: Collection, target: str) -> list[str]:
     if DOC_ID.fullmatch(target):
         return [target] if collection.count([Match("doc_id", (target,))]) else []
     for key in ("path", "source"):
-        values = (target, str(Path(target).expanduser().absolute())) if key == "path" else (target,)
+        values = (target, _absolute(target)) if key == "path" else (target,)
         found = scroll_all(collection, [*DOC_RECORDS, Match(key, values)])
         if found:
             return [r.payload["doc_id"] for r in found]
     return []
+
+
+def _absolute(target: str) -> str:
+    try:
+        return str(Path(target).expanduser().absolute())
+    except (RuntimeError, ValueError):  # '~nobody', a NUL byte: only the target as given can match
+        return target
 
 
 def document_file(collection: Collection, files: FileStore, doc_id: str) -> DocumentFile:

@@ -1,6 +1,7 @@
 """Bytes -> pages of text, by sniffed type, through the loader of its format (``indexer.formats``: PDF with OCR
-for image pages, plain text in any encoding, Markdown, HTML, DOCX, RTF, PPTX, XLSX, EPUB, CSV/TSV, e-mail and
-PNG/JPEG/TIFF images by OCR).  The content decides the format; the file name's extension only picks among the
+for image pages, plain text in any encoding, Markdown, HTML, DOCX/DOC/ODT, RTF, PPTX/PPT/ODP, XLSX/XLS/ODS, EPUB,
+CSV/TSV, e-mail (.eml/.msg), PNG/JPEG/TIFF images by OCR, and text formats such as JSON, XML, YAML or source
+code).  The content decides the format; the file name's extension only picks among the
 formats that read that content (a text file named .md is Markdown, one named .html an HTML fragment).
 
 Every refusal is an ``ExtractError`` whose message says what is wrong with the file and, where there is
@@ -14,7 +15,7 @@ from pathlib import PurePath
 from .formats import BY_KIND, claimed
 from .loaders.base import Extracted, ExtractError, Limits, OcrProgress, check_readable, garbage_ratio, normalize
 from .loaders.record import LoadInput
-from .sniff import sniff
+from .sniff import ENCRYPTED, sniff
 
 __all__ = ["Extracted", "ExtractError", "Limits", "extract", "garbage_ratio", "normalize"]
 
@@ -35,6 +36,9 @@ def extract(data: bytes, name: str, limits: Limits | None = None, progress: OcrP
     named = claimed(name)
     suffix = PurePath(name).suffix.lower() or "(no extension)"
     notes: list[str] = []
+    if found.kind == ENCRYPTED:
+        raise ExtractError(f"encrypted: the file is {found.description}; it needs a password to open, save an "
+                           "unprotected copy and ingest that")
     if found.kind == "binary":
         if named is not None:
             raise ExtractError(f"named {suffix} but the content is {found.description}, not a "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from .loaders import delimited, docx, eml, epub, html, image, pdf, pptx, rtf, text, xlsx
+from .loaders import delimited, doc, docx, eml, epub, html, image, msg, odf, pdf, ppt, pptx, rtf, text, xls, xlsx
 from .loaders.record import TEXT, Format
 
 
@@ -38,13 +38,26 @@ REGISTRY: tuple[Format, ...] = check_registry(
     text.MARKDOWN,
     html.FORMAT,
     docx.FORMAT,
+    doc.FORMAT,
+    odf.ODT,
     rtf.FORMAT,
     pptx.FORMAT,
+    ppt.FORMAT,
+    odf.ODP,
     xlsx.FORMAT,
+    xls.FORMAT,
+    odf.ODS,
     epub.FORMAT,
     delimited.FORMAT,
     eml.FORMAT,
+    msg.FORMAT,
     image.FORMAT,
+    text.JSON,
+    text.XML,
+    text.YAML,
+    text.RST,
+    text.ORG,
+    text.CODE,
 )
 BY_DOC_TYPE = {f.doc_type: f for f in REGISTRY}
 BY_SUFFIX = {suffix: f for f in REGISTRY for suffix in f.suffixes}

@@ -1,4 +1,9 @@
-"""DOCX -> text with python-docx: paragraphs, then table rows as ``a | b | c``; the container is checked first."""
+"""DOCX -> text with python-docx: paragraphs, then table rows as ``a | b | c``; the container is checked first.
+
+Rows are read cell element by cell element (``w:tc``), not through python-docx's grid (``row.cells``), which fails
+on a table whose merged cells do not line up with the row above ("no `tc` element at grid_offset=1"): a
+horizontally merged cell is one cell, a vertically merged one is read where it starts.  A table that cannot be read
+all the same is left out with a note."""
 
 from __future__ import annotations
 
@@ -21,10 +26,21 @@ def load_docx(data: bytes, limits: Limits) -> Extracted:
     except Exception as exc:  # lxml errors for damaged XML parts
         raise ExtractError(f"corrupted DOCX: {type(exc).__name__}: {exc}") from None
     blocks = [p.text for p in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            blocks.append(" | ".join(cell.text.strip() for cell in row.cells))
-    return single_page("docx", "\n\n".join(b for b in blocks if b.strip()))
+    notes: list[str] = []
+    for number, table in enumerate(document.tables, 1):
+        try:
+            blocks += _rows(table)
+        except Exception as exc:  # one odd table: the rest of the document is still read
+            notes.append(f"table {number} left out: it cannot be read ({type(exc).__name__}: {str(exc)[:80]})")
+    return single_page("docx", "\n\n".join(b for b in blocks if b.strip()), notes)
+
+
+def _rows(table) -> list[str]:
+    """``a | b | c`` per row, from the row's own cells (a vertically merged cell's continuations are empty)."""
+    from docx.table import _Cell
+
+    return [" | ".join(_Cell(tc, table).text.strip() for tc in tr.tc_lst if tc.vMerge != "continue")
+            for tr in table._tbl.tr_lst]
 
 
 def _load(got: LoadInput) -> Extracted:

@@ -1,5 +1,6 @@
 """PPTX -> one page per slide (python-pptx): the text of every shape (groups and tables included) in reading
-order, then the slide's speaker notes."""
+order, then the slide's speaker notes.  A shape (an odd table) or a slide that cannot be read is left out with a
+note."""
 
 from __future__ import annotations
 
@@ -10,15 +11,22 @@ from .record import Format, LoadInput
 from .zipsafe import check_zip
 
 
-def _shape_texts(shapes) -> list[str]:
+def _shape_texts(shapes, number: int, notes: list[str]) -> list[str]:
+    """The text of each shape; one that cannot be read (an odd table) is left out with a note."""
+    from pptx.shapes.group import GroupShape
+
     out: list[str] = []
     for shape in shapes:
-        if getattr(shape, "shape_type", None) is not None and hasattr(shape, "shapes"):  # a group
-            out += _shape_texts(shape.shapes)
-        elif getattr(shape, "has_table", False) and shape.has_table:
-            out += [" | ".join(cell.text.strip() for cell in row.cells) for row in shape.table.rows]
-        elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
-            out.append(shape.text_frame.text)
+        try:
+            if isinstance(shape, GroupShape):
+                out += _shape_texts(shape.shapes, number, notes)
+            elif getattr(shape, "has_table", False) and shape.has_table:
+                out += [" | ".join(cell.text.strip() for cell in row.cells) for row in shape.table.rows]
+            elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+                out.append(shape.text_frame.text)
+        except Exception as exc:  # python-pptx / lxml raise many types for odd shapes
+            notes.append(f"slide {number}: shape {getattr(shape, 'name', '?')!r} left out: it cannot be read "
+                         f"({type(exc).__name__})")
     return [t for t in out if t.strip()]
 
 
@@ -33,17 +41,19 @@ def load_pptx(data: bytes, limits: Limits) -> Extracted:
         raise ExtractError(f"corrupted PPTX: {type(exc).__name__}: {str(exc)[:160]}") from None
     limits.check_pages(len(slides), "slides")
     pages: list[tuple[int, str]] = []
+    skipped: list[str] = []
     for number, slide in enumerate(slides, 1):
         try:
-            blocks = _shape_texts(slide.shapes)
+            blocks = _shape_texts(slide.shapes, number, skipped)
             if slide.has_notes_slide:
                 notes = slide.notes_slide.notes_text_frame
                 if notes is not None and notes.text.strip():
                     blocks.append("Speaker notes: " + notes.text)
-        except Exception as exc:
-            raise ExtractError(f"corrupted PPTX: slide {number} cannot be read ({type(exc).__name__})") from None
+        except Exception as exc:  # one broken slide: the others are still read
+            skipped.append(f"slide {number} left out: it cannot be read ({type(exc).__name__})")
+            continue
         pages.append((number, "\n\n".join(blocks)))
-    return paged("pptx", pages, len(slides), "slides")
+    return paged("pptx", pages, len(slides), "slides", skipped)
 
 
 def _load(got: LoadInput) -> Extracted:

@@ -1,5 +1,6 @@
 """Bytes -> text: UTF-8 or UTF-16 (with a BOM) as such; anything else through charset-normalizer's detection.
-Plain text and Markdown are read so, as one page."""
+Plain text, Markdown and the other text formats (JSON / NDJSON, XML, reStructuredText, Org, YAML, source code and
+configuration files) are read so, as one page: their markup is words a search may want (keys, tags, names)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,25 @@ def _load_md(got: LoadInput) -> Extracted:
     return single_page("md", *decode_text(got.data))
 
 
+def _text_format(doc_type: str, label: str, suffixes: tuple[str, ...], mime: str, **more) -> Format:
+    """A format whose files are text, told apart by their suffix only."""
+    return Format(doc_type, label, suffixes, lambda got: single_page(doc_type, *decode_text(got.data)), page="file",
+                  mime=mime, **more)
+
+
 # text formats: any file that no other format recognises is text, read as plain text unless its suffix says more
 TXT = Format("txt", "plain text (any encoding)", (".txt", ".text"), _load_txt, page="file", mime="text/plain")
 MARKDOWN = Format("md", "Markdown", (".md", ".markdown"), _load_md, page="file", mime="text/markdown")
+JSON = _text_format("json", "JSON / NDJSON", (".json", ".ndjson", ".jsonl"), "application/json",
+                    mime_by_suffix=((".ndjson", "application/x-ndjson"), (".jsonl", "application/x-ndjson")))
+XML = _text_format("xml", "XML", (".xml",), "application/xml")
+RST = _text_format("rst", "reStructuredText", (".rst",), "text/x-rst")
+ORG = _text_format("org", "Org mode", (".org",), "text/x-org")
+YAML = _text_format("yaml", "YAML", (".yaml", ".yml"), "application/yaml")
+# source code and configuration, served as plain text (never as a script a browser would run)
+CODE = _text_format("code", "source code", (
+    ".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".java", ".kt", ".kts", ".scala", ".groovy",
+    ".c", ".h", ".cpp", ".cc", ".cxx", ".hpp", ".hh", ".cs", ".m", ".swift", ".go", ".rs", ".rb", ".php", ".pl",
+    ".pm", ".lua", ".r", ".jl", ".dart", ".ex", ".exs", ".erl", ".hs", ".clj", ".sh", ".bash", ".zsh", ".fish",
+    ".ps1", ".bat", ".sql", ".css", ".scss", ".less", ".vue", ".svelte", ".toml", ".ini", ".cfg", ".tex",
+), "text/plain")

@@ -1,5 +1,6 @@
 """XLSX -> one page per worksheet (openpyxl, read-only streaming, cached values): the first non-empty row names
-the columns, every later row becomes a line ``Header: value; Header: value``."""
+the columns, every later row becomes a line ``Header: value; Header: value``.  A sheet that cannot be read is left
+out with a note."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def load_xlsx(data: bytes, limits: Limits) -> Extracted:
         sheets = book.worksheets
         limits.check_pages(len(sheets), "sheets")
         pages: list[tuple[int, str]] = []
+        notes: list[str] = []
         seen = 0
         for number, sheet in enumerate(sheets, 1):
             if not hasattr(sheet, "iter_rows"):  # a chart sheet
@@ -68,12 +70,12 @@ def load_xlsx(data: bytes, limits: Limits) -> Extracted:
                 lines, seen = row_lines(sheet.iter_rows(values_only=True), limits, seen)
             except ExtractError:
                 raise
-            except Exception as exc:
-                raise ExtractError(f"corrupted XLSX: sheet {sheet.title!r} cannot be read "
-                                   f"({type(exc).__name__})") from None
+            except Exception as exc:  # one broken sheet: the others are still read
+                notes.append(f"sheet {number} ({sheet.title!r}) left out: it cannot be read ({type(exc).__name__})")
+                continue
             if lines:
                 pages.append((number, f"Sheet: {sheet.title}\n\n" + "\n".join(lines)))
-        return paged("xlsx", pages, len(sheets), "sheets")
+        return paged("xlsx", pages, len(sheets), "sheets", notes)
     finally:
         book.close()
 

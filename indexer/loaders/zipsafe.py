@@ -1,5 +1,6 @@
-"""Checks a ZIP container (docx, pptx, xlsx, epub) before a library unpacks it: entry count, decompressed size, and
-how much of that is markup a library parses into a tree (about 20x its size in RAM with python-docx).
+"""Checks a ZIP container (docx, pptx, xlsx, epub, odt/ods/odp) before a library unpacks it: entry count,
+decompressed size, how much of that is markup a library parses into a tree (about 20x its size in RAM with
+python-docx), and ZIP encryption (refused, with "encrypted" in the reason).
 
 Python's ``zipfile`` never yields more bytes for an entry than the size its central directory declares (it stops
 there and fails the CRC check), so the declared sizes bound what any library reading through ``zipfile`` can
@@ -49,6 +50,10 @@ def open_zip(data: bytes, limits: Limits, what: str) -> zipfile.ZipFile:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
         raise ExtractError(f"corrupted {what}: not a readable ZIP container ({exc})") from None
     infos = zf.infolist()
+    if any(info.flag_bits & 0x1 for info in infos):  # ZIP encryption (ODF encrypts inside, see loaders/odf.py)
+        zf.close()
+        raise ExtractError(f"encrypted {what}: entries of its ZIP container need a password; save an unprotected "
+                           "copy and ingest that")
     if len(infos) > limits.max_zip_entries:
         raise ExtractError(f"{what} has {len(infos)} entries in its ZIP container (the cap is "
                            f"{limits.max_zip_entries}, MOESEARCH_MAX_ZIP_ENTRIES)")

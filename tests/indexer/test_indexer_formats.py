@@ -214,12 +214,12 @@ def test_renamed_files_are_recognised_or_refused_clearly():
     assert mail.doc_type == "eml" and any("an e-mail message" in n for n in mail.notes)
     assert extract(CSV.encode(), "rows.csv", limits()).doc_type == "csv"
     assert sniff(make_epub(EPUB)).kind == "epub"
-    odt = io.BytesIO()
-    with zipfile.ZipFile(odt, "w") as z:
-        z.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+    odg = io.BytesIO()  # an OpenDocument drawing: no format reads it
+    with zipfile.ZipFile(odg, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.graphics")
         z.writestr("content.xml", "<x/>")
     with pytest.raises(ExtractError, match="named .docx but the content is an OpenDocument file"):
-        extract(odt.getvalue(), "letter.docx", limits())
+        extract(odg.getvalue(), "letter.docx", limits())
     plain = io.BytesIO()
     with zipfile.ZipFile(plain, "w") as z:
         z.writestr("readme.txt", "hello")

@@ -22,9 +22,9 @@ LIMITS = Limits(max_pages=50, max_rows=50, max_unzipped_mb=8, max_zip_entries=10
 
 
 def fmt(**changes) -> Format:
-    odt = "application/vnd.oasis.opendocument.text"
-    fields = dict(doc_type="odt", label="OpenDocument text", suffixes=(".odt",), load=lambda got: None, page="file",
-                  mime=odt, zip_mimetype=odt)
+    odg = "application/vnd.oasis.opendocument.graphics"
+    fields = dict(doc_type="odg", label="OpenDocument drawing", suffixes=(".odg",), load=lambda got: None, page="file",
+                  mime=odg, zip_mimetype=odg)
     return Format(**{**fields, **changes})
 
 
@@ -72,16 +72,16 @@ def test_the_suffix_picks_among_the_formats_that_read_text(name, doc_type):
 @pytest.mark.parametrize("changes,reason", [
     (dict(doc_type="Text"), "doc_type must be a lower-case name"),
     (dict(doc_type="text"), "other than 'text'"),
-    (dict(suffixes=("odt",)), "suffixes must be distinct lower-case"),
-    (dict(suffixes=(".odt", ".odt")), "suffixes must be distinct"),
+    (dict(suffixes=("odg",)), "suffixes must be distinct lower-case"),
+    (dict(suffixes=(".odg", ".odg")), "suffixes must be distinct"),
     (dict(suffixes=()), "suffixes must be"),
     (dict(label=" "), "label must not be empty"),
     (dict(page="a page"), "page must be one lower-case word"),
     (dict(mime="text"), "bad MIME type 'text'"),
-    (dict(mime_by_suffix=((".ott", "application/x-template"),)), "bad MIME type .* for .ott"),
+    (dict(mime_by_suffix=((".otg", "application/x-template"),)), "bad MIME type .* for .otg"),
     (dict(load="read"), "load and detect must be callables"),
-    (dict(kind="text"), "kind is 'odt'"),
-    (dict(zip_mimetype="", kind="odt"), "kind is 'text'"),
+    (dict(kind="text"), "kind is 'odg'"),
+    (dict(zip_mimetype="", kind="odg"), "kind is 'text'"),
     (dict(zip_mimetype="", reads_text=True), "a text format reads text anyway"),
     (dict(magic=(b"PK",)), "magic must be Magic signatures"),
 ])
@@ -91,9 +91,9 @@ def test_a_record_is_validated(changes, reason):
 
 
 def test_a_record_fills_in_its_kind_and_description():
-    assert (fmt().kind, fmt().description) == ("odt", "text")
-    signed = fmt(zip_mimetype="", magic=(Magic(b"\x89ODT", "an ODT file"),))
-    assert (signed.kind, signed.description) == ("odt", "an ODT file")
+    assert (fmt().kind, fmt().description) == ("odg", "text")
+    signed = fmt(zip_mimetype="", magic=(Magic(b"\x89ODG", "an ODG file"),))
+    assert (signed.kind, signed.description) == ("odg", "an ODG file")
     assert fmt(zip_mimetype="").kind == "text"
     with pytest.raises(ValueError, match="after_junk must be >= 0"):
         Magic(b"x", "x", after_junk=-1)
@@ -103,7 +103,7 @@ def test_a_record_fills_in_its_kind_and_description():
 
 @pytest.mark.parametrize("other,reason", [
     (fmt(doc_type="txt"), "doc_type 'txt' is claimed by both"),
-    (fmt(suffixes=(".odt", ".md")), "suffix '.md' is claimed by both md and odt"),
+    (fmt(suffixes=(".odg", ".md")), "suffix '.md' is claimed by both md and odg"),
     (fmt(zip_mimetype="application/epub+zip"), "ZIP mimetype 'application/epub\\+zip' is claimed by both"),
     (fmt(zip_mimetype="", zip_entry="word/document.xml"), "ZIP entry 'word/document.xml' is claimed by both"),
     (fmt(zip_mimetype="", magic=(Magic(b"%PDF-", "a PDF"),)), "signature b'%PDF-' is claimed by both pdf"),
@@ -111,7 +111,7 @@ def test_a_record_fills_in_its_kind_and_description():
 def test_the_registry_refuses_two_formats_claiming_the_same(other, reason):
     with pytest.raises(ValueError, match=reason):
         check_registry(*REGISTRY, other)
-    assert check_registry(*REGISTRY, fmt())[-1].doc_type == "odt"  # a new format is one more record
+    assert check_registry(*REGISTRY, fmt())[-1].doc_type == "odg"  # a new format is one more record
 
 
 def test_the_registry_needs_a_text_format():
