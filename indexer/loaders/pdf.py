@@ -1,5 +1,7 @@
-"""PDF -> pages: the text layer with pypdf, page by page; pages that are images (no or almost no text layer)
-are rendered with PDFium (pypdfium2) and read by OCR (``ocr.py``)."""
+"""PDF -> pages: pypdf opens the file (structure, damage, encryption, page count, images); each page's text layer
+is PDFium's (pypdfium2), or pypdf's where that keeps the words apart better (``pdf_text.py``: the choice, ligatures,
+hyphenation, running headers and footers); pages that are images (no or almost no text layer) are rendered with
+PDFium and read by OCR (``ocr.py``).  docs/formats-pdf.md describes the whole."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import math
 import threading
 import warnings
 
-from . import ocr
+from . import ocr, pdf_text
 from .base import Extracted, ExtractError, Limits, OcrProgress, normalize
 from .record import Format, LoadInput, Magic
 
@@ -114,25 +116,84 @@ def _read_text_layer(data: bytes, damage: list[str], limits: Limits
     limits.check_pages(n_pages)
     pages: list[tuple[int, str]] = []
     scans: list[int] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for number in range(1, n_pages + 1):
-            page = reader.pages[number - 1]
-            try:
-                text = page.extract_text() or ""
-            except Exception as exc:
-                raise ExtractError(f"corrupted PDF: page {number} cannot be read ({type(exc).__name__}: "
-                                   f"{str(exc)[:120]})") \
-                    from None
-            if damage:
-                raise ExtractError(f"corrupted PDF: page {number} has damaged data ({damage[0][:100]}); its text "
-                                   "would be incomplete")
-            text = normalize(text)
-            if len("".join(text.split())) < MIN_TEXT_CHARS and _has_images(page):
-                scans.append(number)
-            elif text:
-                pages.append((number, text))
+    doc, why_not = _open_pdfium(data)
+    if doc is None:
+        notes.append(f"PDFium cannot open the file ({why_not[:120]}); its text is pypdf's alone")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for number in range(1, n_pages + 1):
+                page = reader.pages[number - 1]
+                try:
+                    text = _page_text(page, doc, number)
+                except Exception as exc:
+                    raise ExtractError(f"corrupted PDF: page {number} cannot be read ({type(exc).__name__}: "
+                                       f"{str(exc)[:120]})") from None
+                if damage:
+                    raise ExtractError(f"corrupted PDF: page {number} has damaged data ({damage[0][:100]}); its "
+                                       "text would be incomplete")
+                if len("".join(text.split())) < MIN_TEXT_CHARS and _has_images(page):
+                    scans.append(number)
+                elif text:
+                    pages.append((number, text))
+    finally:
+        if doc is not None:
+            with _PDFIUM:
+                doc.close()
+    pages, dropped = pdf_text.drop_repeated_lines(pages)
+    if dropped:
+        shown = ", ".join("page numbers" if line.isdigit() else repr(line[:60]) for line in dropped[:3])
+        notes.append(f"running headers/footers left out after their first page: {shown}"
+                     + (f" and {len(dropped) - 3} more" if len(dropped) > 3 else ""))
     return pages, n_pages, notes, scans
+
+
+def _open_pdfium(data: bytes):
+    """(PDFium's document, None), or (None, why) where PDFium cannot open what pypdf opened."""
+    try:
+        import pypdfium2 as pdfium
+    except ImportError:
+        return None, "pypdfium2 is not installed: pip install 'moesearch[app]'"
+    with _PDFIUM:
+        try:
+            return pdfium.PdfDocument(data), None
+        except pdfium.PdfiumError as exc:
+            return None, str(exc)
+
+
+def _pdfium_text(doc, number: int) -> str | None:
+    """PDFium's text of page ``number``, in the order of the content stream; None where PDFium cannot read it."""
+    import pypdfium2 as pdfium
+
+    with _PDFIUM:
+        try:
+            page = doc[number - 1]
+            textpage = page.get_textpage()
+            text = textpage.get_text_range()
+            textpage.close()
+            page.close()
+        except pdfium.PdfiumError:
+            return None
+    return text
+
+
+def _page_text(page, doc, number: int) -> str:
+    """A page's cleaned text: PDFium's, where it has text and at most 1% run-on or unreadable words
+    (``pdf_text.quality`` <= ``GOOD_ENOUGH``: pypdf's could be better by no more than that, so it is not read);
+    else the better of PDFium's and pypdf's (``pdf_text.better``).  pypdf decompresses the page's content either
+    way, to find damaged data."""
+    fast = None if doc is None else _pdfium_text(doc, number)
+    if fast is not None:
+        fast = pdf_text.clean(fast)
+        contents = page.get_contents()
+        if contents is not None:
+            contents.get_data()
+        if pdf_text.quality(fast) <= pdf_text.GOOD_ENOUGH and len("".join(fast.split())) >= MIN_TEXT_CHARS:
+            return fast
+    slow = pdf_text.clean(page.extract_text() or "")
+    if fast is None or pdf_text.better(fast, slow) == "pypdf":
+        return slow
+    return fast
 
 
 def _renderer_problem() -> str | None:
