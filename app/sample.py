@@ -7,7 +7,7 @@ is deterministic, so rebuilding it does not change the document's id.
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_corpus"
@@ -68,7 +68,7 @@ def build_pdf(out: Path) -> Path:
     from fpdf import FPDF
 
     pdf = FPDF(format="Letter")
-    pdf.set_creation_date(datetime(2024, 1, 1, tzinfo=timezone.utc))
+    pdf.set_creation_date(datetime(2024, 1, 1, tzinfo=UTC))
     pdf.set_title("The Constitution of the United States: Preamble and Bill of Rights")
     pdf.set_author("United States (public domain)")
     pdf.set_margins(25, 25, 25)

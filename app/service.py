@@ -1,12 +1,14 @@
-"""The one object every page talks to: the process-wide ``Pipeline`` (shared by all sessions through
-``st.cache_resource``), the job runner for writes, and the last ingest report (kept on disk).
+"""The app's job runner for writes and its last ingest report (kept on disk), around the process-wide ``Pipeline``
+(shared by all sessions through ``st.cache_resource``): pages read through ``service.pipeline``, the indexer's
+public API, and write through the jobs here.
 
 Writes (ingest, delete, reindex) run as jobs on one-thread ``concurrent.futures`` executors, so they outlive the
 browser session that asked for them; while one runs, another is refused at once with ``Busy`` (other admins are
 told instead of waiting behind it).  A reindex has its own lane: it starts only when nothing else runs, and
 ingest and delete may run while it does (the pipeline carries them into the new index before it switches).
 The pipeline's own write lock is what serialises writes; searches never wait for them.  Everything the pages read
-comes from the pipeline's API (``indexer``), never from the store or the model directly.
+comes from the pipeline's API (``indexer``), never from the store or the model directly; uploads are spooled to
+disk by the indexer (``spool_uploads``).
 
 Ingest and reindex jobs run with ``background=True``: their files are read and their chunks embedded in separate,
 lower-priority processes (``MOESEARCH_INGEST_EMBEDDING``, ``_NICE``, ``_THREADS``, ``_WORKER_IDLE_S``), and the
@@ -23,30 +25,21 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 import streamlit as st
 
 from indexer import (
-    CollectionInfo,
-    DocumentFile,
-    DocumentInfo,
-    Facets,
-    Hit,
     IndexerSettings,
     IngestReport,
-    ModelInfo,
     Pipeline,
     ProgressEvent,
-    RoutingView,
-    SearchFilters,
-    SimilarDocument,
     Source,
-    Stats,
+    remove_spool,
+    spool_uploads,
 )
-from indexer.files import remove_spool, spool_uploads
 
 from .sample import sample_files
 
@@ -115,45 +108,6 @@ class Service:
         self._executor.shutdown(wait=True)
         self._reindexer.shutdown(wait=True)
         self.pipeline.close()
-
-    # --- reads (never blocked by a writer) ----------------------------------------------------------------
-    def stats(self) -> Stats:
-        return self.pipeline.stats()
-
-    def documents(self, offset: int = 0, limit: int | None = None) -> list[DocumentInfo]:
-        return self.pipeline.documents(offset, limit)
-
-    def documents_by_id(self, doc_ids: Iterable[str]) -> dict[str, DocumentInfo]:
-        return self.pipeline.documents_by_id(doc_ids)
-
-    def facets(self) -> Facets:
-        return self.pipeline.facets()
-
-    def search(self, query: str, k: int, mode: str, sources: Sequence[str] = (),
-               doc_types: Sequence[str] = ()) -> tuple[list[Hit], float]:
-        t0 = time.perf_counter()
-        filters = SearchFilters(sources=tuple(sources), doc_types=tuple(doc_types)) if sources or doc_types else None
-        hits = self.pipeline.search(query, k=k, filters=filters, mode=mode)
-        return hits, time.perf_counter() - t0
-
-    def context(self, hit: Hit, query: str, before: int = 1, after: int = 1) -> list[Hit]:
-        return self.pipeline.neighbours(hit, before, after, query=query)
-
-    def original(self, doc_id: str) -> DocumentFile:
-        return self.pipeline.document_file(doc_id)
-
-    def model_info(self, current: bool = False) -> ModelInfo:
-        """The model serving queries, or with ``current`` the one the settings name now."""
-        return self.pipeline.model_info(current)
-
-    def collections(self) -> list[CollectionInfo]:
-        return self.pipeline.collections()
-
-    def routing(self, text: str, query: bool = True) -> RoutingView | None:
-        return self.pipeline.routing(text, query)
-
-    def similar(self, doc_id: str, k: int = 5) -> list[SimilarDocument]:
-        return self.pipeline.similar(doc_id, k=k)
 
     # --- writes: jobs, one at a time (a second one is refused at once) ------------------------------------------
     @property
@@ -270,7 +224,7 @@ class Service:
         refused with ``NotEmpty`` once the index holds a document, so it may be offered without sign-in on a fresh
         install.  Clicks from two browsers at once: the second is refused with ``Busy`` while the first loads, and
         with ``NotEmpty`` after it."""
-        if self.stats().documents:
+        if self.pipeline.stats().documents:
             raise NotEmpty("the sample corpus is only loaded into an empty index")
         return self.start_ingest(sample_files(), "the sample corpus")
 
@@ -311,7 +265,7 @@ class Service:
             return None
 
     def _save_report(self, report: IngestReport, label: str) -> None:
-        saved = {"label": label, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        saved = {"label": label, "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
                  **report.to_dict()}
         self.last_report = saved
         try:

@@ -225,7 +225,8 @@ def report(tps: dict[str, float], n: int, max_length: int, tokens: int) -> dict:
 
 
 def main() -> int:
-    from embedder.settings import MODELS_DIR, default_model_dir
+    from embedder.registry import default_model_dir
+    from embedder.settings import MODELS_DIR
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="200 passages (under 2 minutes)")

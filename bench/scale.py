@@ -52,7 +52,7 @@ NOISE, HNSW_EF, DEFAULT_MODE = 0.6, 128, "int8"
 
 # --- embedding-like vectors --------------------------------------------------------------------------------------
 def shipped_model() -> Path:
-    from embedder.settings import default_model_dir
+    from embedder.registry import default_model_dir
 
     return default_model_dir()
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from .modes import MODES, TOPK
-from .registry import resolve
-from .settings import BUILT_MODELS, ONNX_FILES, TASKS, EmbeddingSettings, default_model_dir
+from .registry import default_model_dir, resolve
+from .settings import BUILT_MODELS, ONNX_FILES, TASKS, EmbeddingSettings
 
 EXPORT_VARIANTS = tuple(ONNX_FILES)
 

@@ -9,17 +9,16 @@ accepts them and applies their prefixes) and loads and exports like any other fo
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from .config import MoeBertConfig
+from .folder import write_model_folder
 from .model import MoeBertModel
 from .modes import TOPK
 from .settings import EmbeddingSettings
-from .upcycle import TOKENIZER_FILES
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +71,13 @@ def average(src: str | Path, out_dir: str | Path, weights: dict[str, float] | No
     missing, unexpected = dense.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"averaging left weights unfilled {missing[:5]} or unused {unexpected[:5]}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dense.save_pretrained(out_dir, safe_serialization=True)
-    for name in TOKENIZER_FILES:
-        if (src / name).is_file():
-            shutil.copyfile(src / name, out_dir / name)
     settings = EmbeddingSettings.load(src)
     used = dict(zip(tasks, [round(float(x), 6) for x in w], strict=True))
     settings = replace(settings, model_id=model_id or out_dir.name,
                        extra={**settings.extra, "averaged_from": str(src), "average_weights": used})
-    settings.save(out_dir)
-    (out_dir / "README.md").write_text(
+    write_model_folder(out_dir, dense, settings, src, card=(
         f"# {settings.model_id}\n\nExpert-averaged (MoTE EA) dense embedder: the task experts of `{src.name}` in "
         f"layers {list(cfg.moe_layers)} averaged with weights {used} into one FFN each; the dense model's size and "
-        f"cost. Tasks {list(tasks)} keep their prefixes; there are no task experts any more.\n")
+        f"cost. Tasks {list(tasks)} keep their prefixes; there are no task experts any more.\n"))
     log.info("averaged %s (%s) -> %s", src, used, out_dir)
     return out_dir

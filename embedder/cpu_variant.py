@@ -33,7 +33,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .settings import ONNX_FILES, SEARCH_DOCUMENT, EmbeddingSettings, sha256
@@ -273,7 +273,7 @@ def measure(model_dir: str | os.PathLike, threads: int | None = None) -> Calibra
     speed = {choice: len(texts) / min(times[choice]) for choice in CHOICES}
     return Calibration(round(speed[INT8], 3), round(speed[FP32], 3), files, CpuInfo.read(),
                        {c: [round(t, 4) for t in times[c]] for c in CHOICES}, len(texts), tokens, threads,
-                       _cores(), ort.__version__, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                       _cores(), ort.__version__, datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 def write(onnx_dir: str | os.PathLike, calibration: Calibration) -> Path:

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import MODELS_DIR, sha256
+from .settings import BUILT_MODELS, DEFAULT_MODEL, MODELS_DIR, SHIPPED_MODEL, sha256
 
 CURRENT = "current"
 WEIGHTS = "model.safetensors"
@@ -175,3 +175,19 @@ def remove_version(root: str | os.PathLike, version: str) -> None:
     if version == current_version(root):
         raise ValueError(f"{root}: {version} is current; point {CURRENT} elsewhere first")
     shutil.rmtree(root / version)
+
+
+def default_model_dir() -> Path:
+    """The exact model folder to serve: ``MOESEARCH_MODEL`` if set (a folder, a name under models/, a published
+    name that follows its ``current`` pointer, or NAME@VERSION; see the module doc), else the shipped model's
+    current version, else the built default (`DEFAULT_MODEL`)."""
+    env = os.environ.get("MOESEARCH_MODEL")
+    if env:
+        name, built = Path(env).name, MODELS_DIR / Path(env).name
+        if name in BUILT_MODELS and Path(env).resolve() in (built.resolve(), Path(name).resolve()) \
+                and not built.exists():
+            return built  # one of the models built at install, not built yet: `embedder prepare` builds it
+        return resolve(env).folder
+    if (SHIPPED_MODEL / "current").is_file() or (SHIPPED_MODEL / "config.json").is_file():
+        return resolve(SHIPPED_MODEL).folder
+    return DEFAULT_MODEL

@@ -24,9 +24,9 @@ from tokenizers import Tokenizer
 from .cpu_variant import INT8, PREPARE, Choice, serving_choice
 from .cpu_variant import SETTINGS as CPU_VARIANTS
 from .modes import TOPK, get_mode
-from .registry import resolve
+from .registry import default_model_dir, resolve
 from .routing import top_k_routing
-from .settings import ONNX_FILES, SEARCH_DOCUMENT, SEARCH_QUERY, EmbeddingSettings, default_model_dir
+from .settings import ONNX_FILES, SEARCH_DOCUMENT, SEARCH_QUERY, EmbeddingSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Embedding settings (``moesearch.json``) and model-folder resolution.
+"""Embedding settings (``moesearch.json``), the model folder's file names and where the models live.
 
 This module is torch-free: the runtime, the indexer and the app read it.
 A model folder holds ``config.json`` + ``model.safetensors`` (torch side), ``tokenizer.json``,
@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 SETTINGS_FILE = "moesearch.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")  # copied along
 POOLINGS = ("mean",)
 # The ways the product embeds text (MoTE task experts, prefixes): asymmetric search and doc-to-doc similarity.
 SEARCH_QUERY, SEARCH_DOCUMENT, SYMMETRIC = "search_query", "search_document", "symmetric"
@@ -125,24 +126,6 @@ def check_tasks(tasks, allow_empty: bool = False) -> tuple[str, ...]:
     if len(set(tasks)) != len(tasks):
         raise ValueError(f"tasks must not repeat, got {list(tasks)}")
     return tasks
-
-
-def default_model_dir() -> Path:
-    """The exact model folder to serve: ``MOESEARCH_MODEL`` if set (a folder, a name under models/, a published
-    name that follows its ``current`` pointer, or NAME@VERSION; see embedder.registry), else the shipped model's
-    current version, else the built default (`DEFAULT_MODEL`)."""
-    from .registry import resolve
-
-    env = os.environ.get("MOESEARCH_MODEL")
-    if env:
-        name, built = Path(env).name, MODELS_DIR / Path(env).name
-        if name in BUILT_MODELS and Path(env).resolve() in (built.resolve(), Path(name).resolve()) \
-                and not built.exists():
-            return built  # one of the models built at install, not built yet: `embedder prepare` builds it
-        return resolve(env).folder
-    if (SHIPPED_MODEL / "current").is_file() or (SHIPPED_MODEL / "config.json").is_file():
-        return resolve(SHIPPED_MODEL).folder
-    return DEFAULT_MODEL
 
 
 def sha256(source: str | os.PathLike | bytes) -> str:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
 from .config import MoeBertConfig
+from .folder import write_model_folder
 from .model import MoeBertModel
 from .modes import TOPK, get_mode
 from .settings import (
@@ -31,7 +31,6 @@ from .settings import (
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 BERT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id")
 IGNORED_DENSE_KEYS = ("pooler.", "embeddings.position_ids")
@@ -150,11 +149,6 @@ def upcycle(out_dir: str | Path, dense_dir: str | Path | None = None, *, num_exp
     model = MoeBertModel(cfg)
     with torch.no_grad():
         upcycle_state(model, dense_state)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    for name in TOKENIZER_FILES:
-        if (dense_dir / name).is_file():
-            shutil.copyfile(dense_dir / name, out_dir / name)
     base = base_settings(dense_dir)
     if not prefixes:
         prefix_kw = {"query_prefix": "", "document_prefix": ""}
@@ -170,16 +164,16 @@ def upcycle(out_dir: str | Path, dense_dir: str | Path | None = None, *, num_exp
                                         "upcycled_from": dense_dir.name, "seed": seed,
                                         "licence": base_licence(base)},
                                  tasks=tuple(cfg.tasks or ()), **prefix_kw)
-    settings.save(out_dir)
-    write_card(out_dir, cfg, settings, dense_dir)
+    write_model_folder(out_dir, model, settings, dense_dir, card(cfg, settings, dense_dir))
     log.info("upcycled %s -> %s (%s mode, %d experts, top-%d, MoE layers %s)", dense_dir, out_dir, cfg.moe_mode,
              cfg.num_experts, cfg.num_experts_per_tok, cfg.moe_layers)
     return out_dir
 
 
-def write_card(out_dir: Path, cfg: MoeBertConfig, settings: EmbeddingSettings, dense_dir: Path) -> None:
+def card(cfg: MoeBertConfig, settings: EmbeddingSettings, dense_dir: Path) -> str:
+    """The upcycled folder's README: what it was made from, pooling, dims, prefixes, the base's licence."""
     what = cfg.moe_strategy.upcycled(cfg, dense_dir.name)
-    (out_dir / "README.md").write_text(
+    return (
         f"# {settings.model_id}\n\n{what}\n\n"
         f"Pooling: {settings.pooling}, L2-normalised; Matryoshka dims {list(settings.matryoshka_dims)}; "
         f"max length {settings.max_length}; prefixes query={settings.query_prefix!r} "

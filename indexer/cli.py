@@ -13,7 +13,15 @@ import threading
 from collections.abc import Sequence
 
 from .diskspace import describe, disk_error
-from .pipeline import IndexerError, Pipeline, ProgressEvent, ReindexCancelled, SearchFilters, StoreError
+from .pipeline import (
+    AmbiguousTarget,
+    IndexerError,
+    Pipeline,
+    ProgressEvent,
+    ReindexCancelled,
+    SearchFilters,
+    StoreError,
+)
 from .search import MAX_K
 from .settings import IndexerSettings
 from .store.base import MODES
@@ -53,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--workers", type=_positive, default=1, metavar="N",
                      help="embed in N worker processes, each with cores/N onnxruntime threads (bulk ingest of "
                           "large corpora; default 1: embed in this process)")
+    ing.set_defaults(func=cmd_ingest, cancellable=True)
     s = sub.add_parser("search", help="search the index")
     s.add_argument("query")
     s.add_argument("--k", type=int, default=10, help=f"number of hits (1..{MAX_K})")
@@ -63,27 +72,37 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--from", dest="ingested_from", help="ingested on or after (ISO date or datetime)")
     s.add_argument("--to", dest="ingested_to", help="ingested on or before (ISO date or datetime)")
     s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_search, reads=True)
     sim = sub.add_parser("similar", help="the documents most like one document (doc_id, path or file name)")
     sim.add_argument("target")
     sim.add_argument("--k", type=int, default=5, help=f"number of documents (1..{MAX_K})")
     sim.add_argument("--json", action="store_true")
-    d = sub.add_parser("delete", help="delete a document by doc_id, path or file name")
+    sim.set_defaults(func=cmd_similar, reads=True)
+    d = sub.add_parser("delete", help="delete a document by doc_id, path or file name (a name several documents "
+                       "share is refused: give the doc_id or the full path)")
     d.add_argument("target")
     d.add_argument("--json", action="store_true")
-    for name, text in (("stats", "documents, chunks, backend"), ("documents", "list the indexed documents")):
-        sub.add_parser(name, help=text).add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_delete)
+    for name, text, func in (("stats", "documents, chunks, backend", cmd_stats),
+                             ("documents", "list the indexed documents", cmd_documents)):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("--json", action="store_true")
+        c.set_defaults(func=func, reads=True)
     r = sub.add_parser("reindex", help="re-embed everything with the configured model (or --model), then switch to "
                        "it; searches use the old index until then, ingest and delete go on")
     r.add_argument("--force", action="store_true", help="rebuild even if the index matches the settings")
     r.add_argument("--model", help="build with this model instead: a folder, a published NAME or NAME@VERSION "
                    "(a previous version = rollback; the name's current pointer follows)")
     r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_reindex, cancellable=True)
     g = sub.add_parser("gc", help="drop the collections search does not use (previous indexes kept for rollback, "
                        "unfinished reindexes)")
     g.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     g.add_argument("--models", action="store_true", help="also remove published model versions no index uses "
                    "(never a name's current version)")
     g.add_argument("--json", action="store_true")
+    g.set_defaults(func=cmd_gc)
+    p.set_defaults(reads=False, cancellable=False)
     return p
 
 
@@ -142,18 +161,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         settings = IndexerSettings.from_env()
-        filters = None
-        if args.command == "search":
-            filters = SearchFilters(tuple(args.source), tuple(args.doc_types), args.ingested_from, args.ingested_to)
         args.cancel = threading.Event()  # ingest, reindex: the first Ctrl-C cancels (also while the model loads)
-        cancellable = args.command in ("ingest", "reindex")
-        guard = _cancel_on_ctrl_c(args.cancel) if cancellable else contextlib.nullcontext()
-        reads = args.command in ("search", "similar", "stats", "documents")
-        with guard, Pipeline(settings, read_only=reads) as pipeline:
+        guard = _cancel_on_ctrl_c(args.cancel) if args.cancellable else contextlib.nullcontext()
+        with guard, Pipeline(settings, read_only=args.reads) as pipeline:
             if pipeline.read_only:
                 print(f"note: the data folder's disk is read-only or full: reading a copy of the index "
                       f"({pipeline.root.location})", file=sys.stderr)
-            return _dispatch(pipeline, args, filters)
+            return args.func(pipeline, args)
     except (StoreError, IndexerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_OR_STORE
@@ -168,109 +182,125 @@ def run(argv: Sequence[str] | None = None) -> int:
         return USAGE_OR_STORE
 
 
-def _dispatch(pipeline: Pipeline, args, filters) -> int:
-    if args.command == "ingest":
-        bar, progress = _bar(not args.json and sys.stderr.isatty())
-        cancel = args.cancel
-        try:
-            report = pipeline.ingest(args.paths, progress=progress, workers=args.workers, cancel=cancel)
-        finally:
-            if bar is not None:
-                bar.close()
-        _print_report(report, args.json)
-        if report.store_error:
-            return USAGE_OR_STORE
-        if cancel.is_set():
-            print("cancelled: files done before Ctrl-C are kept; those marked 'not attempted' were not read",
-                  file=sys.stderr)
-            return CANCELLED
-        return OK if report.all_ok else SOME_FAILED
-    if args.command == "search":
-        hits = pipeline.search(args.query, k=args.k, filters=filters, mode=args.mode)
-        if args.json:
-            print(json.dumps([h.to_dict() for h in hits], indent=2))
-        else:
-            for rank, h in enumerate(hits, 1):
-                print(f"{rank:>2}. {h.score:.4f}  {h.source} p.{h.page}  [{', '.join(h.matched_terms)}]")
-                print(f"    {_snippet(h.text)}")
-            if not hits:
-                print("no hits")
+def cmd_ingest(pipeline: Pipeline, args) -> int:
+    bar, progress = _bar(not args.json and sys.stderr.isatty())
+    try:
+        report = pipeline.ingest(args.paths, progress=progress, workers=args.workers, cancel=args.cancel)
+    finally:
+        if bar is not None:
+            bar.close()
+    _print_report(report, args.json)
+    if report.store_error:
+        return USAGE_OR_STORE
+    if args.cancel.is_set():
+        print("cancelled: files done before Ctrl-C are kept; those marked 'not attempted' were not read",
+              file=sys.stderr)
+        return CANCELLED
+    return OK if report.all_ok else SOME_FAILED
+
+
+def cmd_search(pipeline: Pipeline, args) -> int:
+    filters = SearchFilters(tuple(args.source), tuple(args.doc_types), args.ingested_from, args.ingested_to)
+    hits = pipeline.search(args.query, k=args.k, filters=filters, mode=args.mode)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], indent=2))
         return OK
-    if args.command == "similar":
-        found = pipeline.similar(args.target, k=args.k)
-        if args.json:
-            print(json.dumps([{"score": s.score, **s.doc.to_dict()} for s in found], indent=2))
-        else:
-            for rank, s in enumerate(found, 1):
-                print(f"{rank:>2}. {s.score:.4f}  {s.doc.source}  ({s.doc.doc_type}, {s.doc.pages} p, "
-                      f"{s.doc.doc_id[:12]})")
-            if not found:
-                print("no other documents")
+    for rank, h in enumerate(hits, 1):
+        print(f"{rank:>2}. {h.score:.4f}  {h.source} p.{h.page}  [{', '.join(h.matched_terms)}]")
+        print(f"    {_snippet(h.text)}")
+    if not hits:
+        print("no hits")
+    return OK
+
+
+def cmd_similar(pipeline: Pipeline, args) -> int:
+    found = pipeline.similar(args.target, k=args.k)
+    if args.json:
+        print(json.dumps([{"score": s.score, **s.doc.to_dict()} for s in found], indent=2))
         return OK
-    if args.command == "delete":
+    for rank, s in enumerate(found, 1):
+        print(f"{rank:>2}. {s.score:.4f}  {s.doc.source}  ({s.doc.doc_type}, {s.doc.pages} p, {s.doc.doc_id[:12]})")
+    if not found:
+        print("no other documents")
+    return OK
+
+
+def cmd_delete(pipeline: Pipeline, args) -> int:
+    try:
         removed = pipeline.delete(args.target)
+    except AmbiguousTarget as exc:
         if args.json:
-            print(json.dumps({"deleted": removed}))
-        else:
-            print(f"deleted {len(removed)} document(s)" if removed else f"no document matches {args.target!r}")
-        return OK if removed else SOME_FAILED
-    if args.command == "stats":
-        stats = pipeline.stats()
-        if args.json:
-            print(json.dumps(stats.to_dict(), indent=2))
-        else:
-            print(f"{stats.documents} documents, {stats.chunks} chunks; backend {stats.backend} at {stats.location}; "
-                  f"collection {stats.collection} (model {stats.model_id}, {stats.dim}d)")
-            print(f"serving model {stats.serving_model}; current model {stats.current_model}"
-                  f"{' (stale: re-index)' if stats.stale else ''}")
-            if stats.extra.get("current_model_error"):
-                print(f"current model: {stats.extra['current_model_error']}")
-            if variant := stats.extra.get("onnx_variant"):
-                print(f"ONNX variant: {variant['summary']}")
-            if stats.reindex_needed:
-                print(f"settings ask for model {stats.current_model} ({stats.configured_model_id}): run "
-                      "`python -m indexer reindex`")
-            if stats.incomplete_chunks:
-                print(f"{stats.incomplete_chunks} chunks of interrupted ingests are hidden; ingest those files again")
+            print(json.dumps({"deleted": [], "ambiguous": [d.to_dict() for d in exc.matches]}, indent=2))
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_OR_STORE
+    if args.json:
+        print(json.dumps({"deleted": removed}))
+    else:
+        print(f"deleted {len(removed)} document(s)" if removed else f"no document matches {args.target!r}")
+    return OK if removed else SOME_FAILED
+
+
+def cmd_stats(pipeline: Pipeline, args) -> int:
+    stats = pipeline.stats()
+    if args.json:
+        print(json.dumps(stats.to_dict(), indent=2))
         return OK
-    if args.command == "documents":
-        docs = pipeline.documents()
-        if args.json:
-            print(json.dumps([d.to_dict() for d in docs], indent=2))
-        else:
-            for d in docs:
-                print(f"{d.doc_id[:12]}  {d.doc_type:<4} {d.pages:>5} p {d.chunks:>6} ch  {d.ingested_at[:19]}  "
-                      f"{d.source}")
-            print(f"{len(docs)} documents")
+    print(f"{stats.documents} documents, {stats.chunks} chunks; backend {stats.backend} at {stats.location}; "
+          f"collection {stats.collection} (model {stats.model_id}, {stats.dim}d)")
+    print(f"serving model {stats.serving_model}; current model {stats.current_model}"
+          f"{' (stale: re-index)' if stats.stale else ''}")
+    if stats.extra.get("current_model_error"):
+        print(f"current model: {stats.extra['current_model_error']}")
+    if variant := stats.extra.get("onnx_variant"):
+        print(f"ONNX variant: {variant['summary']}")
+    if stats.reindex_needed:
+        print(f"settings ask for model {stats.current_model} ({stats.configured_model_id}): run "
+              "`python -m indexer reindex`")
+    if stats.incomplete_chunks:
+        print(f"{stats.incomplete_chunks} chunks of interrupted ingests are hidden; ingest those files again")
+    return OK
+
+
+def cmd_documents(pipeline: Pipeline, args) -> int:
+    docs = pipeline.documents()
+    if args.json:
+        print(json.dumps([d.to_dict() for d in docs], indent=2))
         return OK
-    if args.command == "reindex":
-        bar, progress = _bar(not args.json and sys.stderr.isatty())
-        try:
-            report = pipeline.reindex(progress=progress, force=args.force, model=args.model, cancel=args.cancel)
-        except ReindexCancelled as exc:
-            print(f"cancelled: {exc}", file=sys.stderr)
-            return CANCELLED
-        finally:
-            if bar is not None:
-                bar.close()
-        if not report.files and not args.json:
-            print("the index already matches the settings (use --force to rebuild anyway)")
-        else:
-            _print_report(report, args.json)
-        if not args.json:
-            print(f"serving model: {pipeline.stats().serving_model}")
-        return OK if report.all_ok else SOME_FAILED
-    if args.command == "gc":
-        plan = pipeline.gc(dry_run=args.dry_run, models=args.models)
-        if args.json:
-            print(json.dumps(plan.to_dict(), indent=2))
-            return OK
-        verb = "would drop" if plan.dry_run else "dropped"
-        for c in plan.collections:
-            print(f"{verb} collection {c.name} ({c.state}, model {c.model or 'unknown'}, {c.documents} documents)")
-        for label, folder in zip(plan.model_versions, plan.model_folders, strict=True):
-            print(f"{'would remove' if plan.dry_run else 'removed'} model {label} ({folder})")
-        print(f"{verb} {len(plan.collections)} collection(s)"
-              + (f", {len(plan.model_versions)} model version(s)" if args.models else ""))
+    for d in docs:
+        print(f"{d.doc_id[:12]}  {d.doc_type:<4} {d.pages:>5} p {d.chunks:>6} ch  {d.ingested_at[:19]}  {d.source}")
+    print(f"{len(docs)} documents")
+    return OK
+
+
+def cmd_reindex(pipeline: Pipeline, args) -> int:
+    bar, progress = _bar(not args.json and sys.stderr.isatty())
+    try:
+        report = pipeline.reindex(progress=progress, force=args.force, model=args.model, cancel=args.cancel)
+    except ReindexCancelled as exc:
+        print(f"cancelled: {exc}", file=sys.stderr)
+        return CANCELLED
+    finally:
+        if bar is not None:
+            bar.close()
+    if not report.files and not args.json:
+        print("the index already matches the settings (use --force to rebuild anyway)")
+    else:
+        _print_report(report, args.json)
+    if not args.json:
+        print(f"serving model: {pipeline.stats().serving_model}")
+    return OK if report.all_ok else SOME_FAILED
+
+
+def cmd_gc(pipeline: Pipeline, args) -> int:
+    plan = pipeline.gc(dry_run=args.dry_run, models=args.models)
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=2))
         return OK
-    raise AssertionError(args.command)
+    verb = "would drop" if plan.dry_run else "dropped"
+    for c in plan.collections:
+        print(f"{verb} collection {c.name} ({c.state}, model {c.model or 'unknown'}, {c.documents} documents)")
+    for label, folder in zip(plan.model_versions, plan.model_folders, strict=True):
+        print(f"{'would remove' if plan.dry_run else 'removed'} model {label} ({folder})")
+    print(f"{verb} {len(plan.collections)} collection(s)"
+          + (f", {len(plan.model_versions)} model version(s)" if args.models else ""))
+    return OK

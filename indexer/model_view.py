@@ -173,8 +173,7 @@ class ModelTracker:
         self.embedder = embedder if embedder is not None else self._load(self._seen.folder)
 
     def resolve(self, spec: str | os.PathLike | None = None):
-        from embedder.registry import resolve
-        from embedder.settings import default_model_dir
+        from embedder.registry import default_model_dir, resolve
 
         spec = spec if spec is not None else self.spec
         return resolve(spec if spec else default_model_dir())

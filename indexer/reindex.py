@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
-from pathlib import Path
 
 from .chunking import rebuild_page
 from .encoders import Encoders
@@ -37,7 +36,7 @@ from .files import Source, Stored
 from .ingest import FeedFor, IngestLoop, ReadAhead
 from .results import FileStatus, IndexerError
 from .schema import DOC_RECORDS, META_ID, VISIBLE, IndexSpec
-from .store.base import Collection, Match, Root, StoreError, scroll_all
+from .store.base import Collection, Match, scroll_all
 from .writer import DocumentWriter
 
 log = logging.getLogger(__name__)
@@ -83,36 +82,6 @@ def keep_after_switch(spec: IndexSpec) -> bool:
     published version (``NAME@VERSION`` still names those exact weights), no for a plain model folder (it may have
     been retrained in place, so its old index could never be served correctly again)."""
     return bool(spec.model_name and spec.model_version)
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    """One collection of the store, as ``python -m indexer gc`` and the Status page list them."""
-
-    name: str
-    state: str  # active | ready (a previous index, kept for rollback) | building (unfinished reindex) | unknown
-    model: str  # name@version of the model that built it ("" without metadata)
-    documents: int
-    model_dir: str = ""
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "state": self.state, "model": self.model, "documents": self.documents,
-                "model_dir": self.model_dir}
-
-
-def describe(root: Root, name: str, active: str | None) -> CollectionInfo:
-    """What a collection holds; never raises (an unreadable one is ``unknown``)."""
-    try:
-        col = root.open(name)
-        spec, state = read_meta(col)
-        docs = col.count(DOC_RECORDS)
-    except (StoreError, OSError, ValueError, KeyError) as exc:
-        log.warning("cannot read collection %s: %s", name, exc)
-        return CollectionInfo(name, "unknown", "", 0)
-    if spec is None:
-        return CollectionInfo(name, "unknown", "", docs)
-    return CollectionInfo(name, "active" if name == active else (state or "unknown"), spec.model_label, docs,
-                          spec.model_dir)
 
 
 def _key(record: dict) -> tuple:
@@ -196,28 +165,3 @@ class Rebuild:
                 path=rec.get("path", ""), doc_id=doc_id, pages=int(rec.get("pages", 0)),
                 chunks=int(rec.get("chunks", 0))))
         return out
-
-
-@dataclass(frozen=True)
-class GcReport:
-    """What ``gc`` dropped (or, with ``dry_run``, would drop)."""
-
-    collections: tuple[CollectionInfo, ...]
-    model_versions: tuple[str, ...]  # name@version
-    model_folders: tuple[str, ...]
-    dry_run: bool
-
-    def to_dict(self) -> dict:
-        return {"dry_run": self.dry_run, "collections": [c.to_dict() for c in self.collections],
-                "model_versions": list(self.model_versions), "model_folders": list(self.model_folders)}
-
-
-def unused_collections(root: Root, active: str | None, busy: Iterable[str] = ()) -> list[CollectionInfo]:
-    """The collections a garbage collection may drop: all but the active one and any being built right now."""
-    skip = {active, *busy}
-    return [describe(root, name, active) for name in root.collections() if name not in skip]
-
-
-def registry_roots(specs: Iterable[IndexSpec]) -> set[Path]:
-    """The registry folders (``models/NAME``) of the published models these specs were built with."""
-    return {Path(s.model_dir).parent for s in specs if s.model_name and s.model_dir}

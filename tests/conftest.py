@@ -24,12 +24,13 @@ def _cuda_ep() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``no_cuda`` check what a machine without CUDA does: skipped where onnxruntime has the CUDA EP."""
-    if not _cuda_ep():
-        return
-    skip = pytest.mark.skip(reason="assumes a machine without CUDA; this onnxruntime has the CUDA EP")
+    """Tests marked ``no_cuda`` check what a machine without CUDA does: skipped where onnxruntime has the CUDA EP;
+    tests marked ``gpu`` run on the CUDA EP: skipped where onnxruntime has none."""
+    cuda = _cuda_ep()
+    skip = pytest.mark.skip(reason="assumes a machine without CUDA; this onnxruntime has the CUDA EP") if cuda \
+        else pytest.mark.skip(reason="needs onnxruntime's CUDA EP (the `gpu` extra) and a GPU")
     for item in items:
-        if "no_cuda" in item.keywords:
+        if ("no_cuda" if cuda else "gpu") in item.keywords:
             item.add_marker(skip)
 
 
@@ -38,7 +39,8 @@ def build_tiny_dense(folder: Path, seed: int = 0) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
-    from embedder.upcycle import TOKENIZER_FILES, default_dense_dir
+    from embedder.settings import TOKENIZER_FILES
+    from embedder.upcycle import default_dense_dir
 
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=TINY["vocab_size"], hidden_size=TINY["hidden_size"],

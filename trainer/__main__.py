@@ -88,115 +88,140 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args, extra = _parser().parse_known_args(argv)
     try:
-        return _run(args, parse_overrides(extra))
+        overrides = parse_overrides(extra)
+        if overrides and args.cmd in NO_OVERRIDES:
+            raise ValueError(f"{args.cmd} takes no --key=value overrides, got {sorted(overrides)}")
+        return COMMANDS[args.cmd](args, overrides)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
-def _run(args, overrides: dict[str, str]) -> int:
-    progress = not getattr(args, "quiet", False)
-    if args.cmd == "plot":
-        from .telemetry import plot_run
+def _progress(args) -> bool:
+    return not getattr(args, "quiet", False)
 
-        if overrides:
-            raise ValueError(f"plot takes no overrides, got {sorted(overrides)}")
-        for p in plot_run(Path(args.run) / "metrics.jsonl"):
-            print(p)
-        return 0
-    if args.cmd == "eval":
-        from .evaluate import evaluate_many, summary
 
-        if overrides:
-            raise ValueError(f"eval takes no --key=value overrides, got {sorted(overrides)}")
-        specs = [b if ":" in b and not Path(b).exists() else f"{b}:{args.split}" for b in args.beir]
-        rows = evaluate_many(args.model, specs, backend=args.backend, variant=args.variant, max_length=args.max_length,
-                             batch_size=args.batch_size, dim=args.dim, progress=progress,
-                             resamples=args.resamples, seed=args.seed)
-        if args.json:
-            Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
-        short = [summary(r) for r in rows]
-        print(json.dumps(short if len(short) > 1 else short[0], indent=2))
-        return 0
-    if args.cmd in ("compare", "card", "heldout-build", "table") and overrides:
-        raise ValueError(f"{args.cmd} takes no --key=value overrides, got {sorted(overrides)}")
-    if args.cmd == "compare":
-        from .compare import compare, load_evals, table
+def cmd_plot(args, _overrides: dict[str, str]) -> int:
+    from .telemetry import plot_run
 
-        res = compare(load_evals(args.run_a), load_evals(args.run_b), resamples=args.resamples, seed=args.seed)
-        if args.json:
-            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
-        for m in ("nDCG@10", "R@100"):
-            print(f"{m}: B = {args.run_b} vs A = {args.run_a}\n{table(res, m)}\n")
-        return 0
-    if args.cmd == "table":
-        from .evaltable import main as table_main
+    for p in plot_run(Path(args.run) / "metrics.jsonl"):
+        print(p)
+    return 0
 
-        print(table_main(args.files, args.out))
-        return 0
-    if args.cmd == "card":
-        from .card import write_card
 
-        print(write_card(Path(args.run), [Path(r) for r in args.ab], Path(args.out) if args.out else None))
-        return 0
-    if args.cmd == "heldout-build":
-        from .heldout_sets import build
+def cmd_eval(args, _overrides: dict[str, str]) -> int:
+    from .evaluate import evaluate_many, summary
 
-        info = build(args.name, Path(args.data_dir), Path(args.out) if args.out else None)
-        print(json.dumps(info, indent=2))
-        return 0
-    section = {"data": "data", "filter": "filter", "mine": "mine", "pretrain": "pretrain",
-               "finetune": "finetune"}.get(args.cmd)
-    cfg = load_config(args.config, overrides, section=section)
-    if args.cmd == "data":
-        from .build import build_data
+    specs = [b if ":" in b and not Path(b).exists() else f"{b}:{args.split}" for b in args.beir]
+    rows = evaluate_many(args.model, specs, backend=args.backend, variant=args.variant, max_length=args.max_length,
+                         batch_size=args.batch_size, dim=args.dim, progress=_progress(args),
+                         resamples=args.resamples, seed=args.seed)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    short = [summary(r) for r in rows]
+    print(json.dumps(short if len(short) > 1 else short[0], indent=2))
+    return 0
 
-        manifest = build_data(cfg.data, cfg.data_dir, cfg.seed)
-        print(json.dumps({k: {x: v.get(x) for x in ("written", "parsed", "error") if x in v}
-                          for k, v in manifest["sources"].items()}, indent=2))
-        return 0 if any("file" in v for v in manifest["sources"].values()) else 1
-    if args.cmd == "filter":
-        from .recipe import run_filter
 
-        _, report = run_filter(cfg, args.inputs, Path(args.out), progress)
-        print(json.dumps(report, indent=2))
-        return 0
-    if args.cmd == "mine":
-        from .recipe import run_mine
+def cmd_compare(args, _overrides: dict[str, str]) -> int:
+    from .compare import compare, load_evals, table
 
-        retriever = args.retriever or {"pretrained": "", "base": "base"}.get(cfg.mine.retriever, cfg.mine.retriever)
-        if not retriever:
-            raise ValueError("mine needs --retriever DIR|base (mine.retriever='pretrained' only means "
-                             "something inside the recipe)")
-        _, report = run_mine(cfg, args.inputs, retriever, Path(args.out), progress)
-        print(json.dumps(report, indent=2))
-        return 0
-    if args.cmd in ("pretrain", "finetune"):
-        from . import distributed
-        from .loop import train_stage
+    res = compare(load_evals(args.run_a), load_evals(args.run_b), resamples=args.resamples, seed=args.seed)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    for m in ("nDCG@10", "R@100"):
+        print(f"{m}: B = {args.run_b} vs A = {args.run_a}\n{table(res, m)}\n")
+    return 0
 
-        stage = getattr(cfg, args.cmd)
-        stage = replace(stage, train=tuple(args.train) if args.train else stage.train,
-                        init=args.init or stage.init, out=args.out or stage.out)
-        if not stage.train or not stage.init or not stage.out:
-            raise ValueError(f"{args.cmd} needs --train, --init and --out (or {args.cmd}.train/init/out in the config)")
-        final = train_stage(stage, stage.init, stage.out, resume=args.resume, progress=progress)
-        d = distributed.setup()
-        if d.main:
-            print(json.dumps({"model": str(final), "config": to_dict(stage)}, indent=2))
-        distributed.cleanup(d)
-        return 0
-    if args.cmd == "recipe":
-        from . import distributed
-        from .recipe import run_recipe
 
-        result = run_recipe(cfg, progress, resume=args.resume)
-        d = distributed.setup()
-        if d.main:
-            print(json.dumps({k: result[k] for k in ("model", "evals", "timings_s") if k in result}, indent=2))
-        distributed.cleanup(d)
-        return 0
-    raise ValueError(f"unknown command {args.cmd}")
+def cmd_table(args, _overrides: dict[str, str]) -> int:
+    from .evaltable import main as table_main
+
+    print(table_main(args.files, args.out))
+    return 0
+
+
+def cmd_card(args, _overrides: dict[str, str]) -> int:
+    from .card import write_card
+
+    print(write_card(Path(args.run), [Path(r) for r in args.ab], Path(args.out) if args.out else None))
+    return 0
+
+
+def cmd_heldout_build(args, _overrides: dict[str, str]) -> int:
+    from .build import build_heldout
+
+    info = build_heldout(args.name, Path(args.data_dir), Path(args.out) if args.out else None)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_data(args, overrides: dict[str, str]) -> int:
+    from .build import build_data
+
+    cfg = load_config(args.config, overrides, section="data")
+    manifest = build_data(cfg.data, cfg.data_dir, cfg.seed)
+    print(json.dumps({k: {x: v.get(x) for x in ("written", "parsed", "error") if x in v}
+                      for k, v in manifest["sources"].items()}, indent=2))
+    return 0 if any("file" in v for v in manifest["sources"].values()) else 1
+
+
+def cmd_filter(args, overrides: dict[str, str]) -> int:
+    from .recipe import run_filter
+
+    cfg = load_config(args.config, overrides, section="filter")
+    _, report = run_filter(cfg, args.inputs, Path(args.out), _progress(args))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_mine(args, overrides: dict[str, str]) -> int:
+    from .recipe import run_mine
+
+    cfg = load_config(args.config, overrides, section="mine")
+    retriever = args.retriever or {"pretrained": "", "base": "base"}.get(cfg.mine.retriever, cfg.mine.retriever)
+    if not retriever:
+        raise ValueError("mine needs --retriever DIR|base (mine.retriever='pretrained' only means "
+                         "something inside the recipe)")
+    _, report = run_mine(cfg, args.inputs, retriever, Path(args.out), _progress(args))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_stage(args, overrides: dict[str, str]) -> int:
+    """``pretrain`` and ``finetune``: one training stage."""
+    from . import distributed
+    from .loop import train_stage
+
+    stage = getattr(load_config(args.config, overrides, section=args.cmd), args.cmd)
+    stage = replace(stage, train=tuple(args.train) if args.train else stage.train,
+                    init=args.init or stage.init, out=args.out or stage.out)
+    if not stage.train or not stage.init or not stage.out:
+        raise ValueError(f"{args.cmd} needs --train, --init and --out (or {args.cmd}.train/init/out in the config)")
+    final = train_stage(stage, stage.init, stage.out, resume=args.resume, progress=_progress(args))
+    d = distributed.setup()
+    if d.main:
+        print(json.dumps({"model": str(final), "config": to_dict(stage)}, indent=2))
+    distributed.cleanup(d)
+    return 0
+
+
+def cmd_recipe(args, overrides: dict[str, str]) -> int:
+    from . import distributed
+    from .recipe import run_recipe
+
+    result = run_recipe(load_config(args.config, overrides), _progress(args), resume=args.resume)
+    d = distributed.setup()
+    if d.main:
+        print(json.dumps({k: result[k] for k in ("model", "evals", "timings_s") if k in result}, indent=2))
+    distributed.cleanup(d)
+    return 0
+
+
+COMMANDS = {"plot": cmd_plot, "eval": cmd_eval, "compare": cmd_compare, "table": cmd_table, "card": cmd_card,
+            "heldout-build": cmd_heldout_build, "data": cmd_data, "filter": cmd_filter, "mine": cmd_mine,
+            "pretrain": cmd_stage, "finetune": cmd_stage, "recipe": cmd_recipe}
+NO_OVERRIDES = ("plot", "eval", "compare", "table", "card", "heldout-build")  # they read no recipe settings
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 from .config import ALL_SOURCES, DataConfig
 from .data import Pair, ReadReport, read_training, write_jsonl
 from .heldout import HELD_OUT_SQUAD_DOMAIN, Decontaminator, check_source
+from .heldout_sets import TECHFAQ, build_techfaq
 from .licences import LICENCES, USER_LICENCE
 from .sources import BIGBENCH_TASKS, SQUAD_SOURCES, squad_eval_beir
 
@@ -208,8 +209,6 @@ def build_data(cfg: DataConfig, data_dir: str | Path, seed: int = 0) -> dict:
         squad_dir = cached
     techfaq = data_dir / TECHFAQ_EVAL
     if names and not (techfaq / "queries.jsonl").is_file():  # with built-in sources: the full recipe
-        from .heldout_sets import build_techfaq
-
         try:
             build_techfaq(techfaq)
         except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
@@ -258,3 +257,16 @@ def build_data(cfg: DataConfig, data_dir: str | Path, seed: int = 0) -> dict:
                             "decontamination_texts": len(dec.digests)}
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
+
+
+def build_heldout(name: str, data_dir: Path, out: Path | None = None, bigbench: str = "") -> dict:
+    """Build one held-out collection by name into ``out`` (default ``data_dir/eval/NAME``)."""
+    nyt = f"squad_shifts-{HELD_OUT_SQUAD_DOMAIN}"
+    out = out or data_dir / "eval" / name
+    if name == TECHFAQ:
+        return build_techfaq(out)
+    if name == nyt:
+        squad_eval_beir(bigbench_tasks(data_dir, bigbench), out)
+        n = sum(1 for _ in open(out / "queries.jsonl", encoding="utf-8"))
+        return {"name": name, "queries": n, "folder": str(out)}
+    raise ValueError(f"unknown held-out collection {name!r}; allowed: {(TECHFAQ, nyt)}")

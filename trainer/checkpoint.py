@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from embedder.folder import CARD, write_model_folder
 from embedder.settings import EmbeddingSettings
-from embedder.upcycle import TOKENIZER_FILES
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +29,10 @@ RESUME_FREE = ("save_every", "log_every")  # may change on resume without changi
 
 def save_model_folder(model, settings: EmbeddingSettings, src_folder: Path, dst: Path, card: str | None = None,
                       extra: dict | None = None) -> Path:
-    """Write ``model`` as a model folder: safetensors weights, tokenizer files, moesearch.json, README."""
-    dst.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(dst, safe_serialization=True)
-    for name in TOKENIZER_FILES:
-        if (src_folder / name).is_file() and src_folder.resolve() != dst.resolve():
-            shutil.copyfile(src_folder / name, dst / name)
-    replace(settings, extra={**settings.extra, **(extra or {})}).save(dst)
-    if card is not None:
-        (dst / "README.md").write_text(card)
-    elif (src_folder / "README.md").is_file() and src_folder.resolve() != dst.resolve():
-        shutil.copyfile(src_folder / "README.md", dst / "README.md")
-    return dst
+    """Write ``model`` as a model folder (``embedder.folder``): the tokenizer files of ``src_folder``, moesearch.json
+    with ``extra`` added, ``card`` as README (default: ``src_folder``'s)."""
+    return write_model_folder(dst, model, replace(settings, extra={**settings.extra, **(extra or {})}), src_folder,
+                              card if card is not None else src_folder / CARD)
 
 
 def save_checkpoint(run_dir: Path, step: int, model, settings: EmbeddingSettings, src_folder: Path,

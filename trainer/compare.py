@@ -1,10 +1,10 @@
 """``python -m trainer compare RUN_A RUN_B``: paired tests of two evaluated models, per set and on the average.
 
 A run is a recipe run folder (its ``eval.json``; ``RUN:base`` picks the baseline rows evaluated in that run) or
-a JSON file written by ``python -m trainer eval --json``, or several of those joined by ``+`` (one model evaluated
-in several commands, e.g. ``evals/M.int8.english.json+evals/M.int8.xquad.json``). Both runs must hold per-query scores for the same
-sets; the test uses the queries the two have in common (normally all). B is compared against A: a positive
-difference means B is better.
+a JSON file written by ``python -m trainer eval --json``, or several of those joined by ``+`` (one model
+evaluated in several commands, e.g. ``evals/M.int8.english.json+evals/M.int8.xquad.json``). Both runs must
+hold per-query scores for the same sets; the test uses the queries the two have in common (normally all). B is
+compared against A: a positive difference means B is better.
 """
 
 from __future__ import annotations

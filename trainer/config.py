@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 from embedder.modes import MOE_MODES, get_mode
 from embedder.settings import TASKS, check_tasks

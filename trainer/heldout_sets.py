@@ -166,20 +166,3 @@ def build_techfaq(out: Path, unpacked: Path | None = None) -> dict:
             return write_beir_qa(out, techfaq_pairs(root), TECHFAQ, TECHFAQ_ORIGIN, TECHFAQ_LICENCE)
     return write_beir_qa(out, techfaq_pairs(unpacked), TECHFAQ, TECHFAQ_ORIGIN, TECHFAQ_LICENCE)
 
-
-def build(name: str, data_dir: Path, out: Path | None = None, bigbench: str = "") -> dict:
-    """Build one held-out collection by name into ``out`` (default ``data_dir/eval/NAME``)."""
-    from .heldout import HELD_OUT_SQUAD_DOMAIN
-
-    nyt = f"squad_shifts-{HELD_OUT_SQUAD_DOMAIN}"
-    out = out or data_dir / "eval" / name
-    if name == TECHFAQ:
-        return build_techfaq(out)
-    if name == nyt:
-        from .build import bigbench_tasks
-        from .sources import squad_eval_beir
-
-        squad_eval_beir(bigbench_tasks(data_dir, bigbench), out)
-        n = sum(1 for _ in open(out / "queries.jsonl", encoding="utf-8"))
-        return {"name": name, "queries": n, "folder": str(out)}
-    raise ValueError(f"unknown held-out collection {name!r}; allowed: {(TECHFAQ, nyt)}")

@@ -75,14 +75,16 @@ def publish_fp16(model_dir: Path, dst: Path) -> Path:
     published folder is never rewritten or deleted."""
     import shutil
 
+    from embedder.folder import CARD, write_model_folder
     from embedder.model import MoeBertModel
+    from embedder.settings import SETTINGS_FILE, TOKENIZER_FILES, EmbeddingSettings
 
     model = MoeBertModel.from_pretrained(model_dir, dtype=torch.float32).half()
     shutil.rmtree(dst, ignore_errors=True)
-    dst.mkdir(parents=True)
-    model.save_pretrained(dst, safe_serialization=True)
-    for f in model_dir.iterdir():
-        if f.is_file() and f.name not in ("config.json", "model.safetensors", "trainer_state.pt"):
+    write_model_folder(dst, model, EmbeddingSettings.load(model_dir), model_dir, model_dir / CARD)
+    written = ("config.json", "model.safetensors", SETTINGS_FILE, CARD, *TOKENIZER_FILES)
+    for f in model_dir.iterdir():  # the rest as it is (eval results, ...); never the trainer's state
+        if f.is_file() and f.name not in (*written, "trainer_state.pt"):
             shutil.copyfile(f, dst / f.name)
     return dst
 

@@ -215,8 +215,12 @@ class Collection(Protocol):
 
 @runtime_checkable
 class Root(Protocol):
-    kind: str  # "edge" | "local" | "memory" | "server"
+    kind: str  # "edge" | "local" | "memory" | "server": for display (stats); code asks the capabilities below
     location: str  # folder or URL
+    # What differs between backends, as capabilities:
+    owns_folder: bool  # a folder on this machine that only this process opens (a lock): its disk is checked before
+    #                    an ingest, and a collection without metadata is a crash's leftover (no one else writes it)
+    shared: bool  # other processes may write to it at the same time (a server): listings are read again after a while
 
     def active(self) -> str | None: ...
     def collections(self) -> list[str]: ...

@@ -254,6 +254,7 @@ def _room_to_open(folder: Path) -> None:
 
 class EdgeRoot:
     kind = "edge"
+    owns_folder, shared = True, False
 
     read_only = False  # True: a private copy of a store that cannot be opened in place (edge_copy.py)
 

@@ -29,7 +29,11 @@ class FolderLock:
         except Timeout:
             raise StoreLockedError(self._refusal(what)) from None
         owner = {"pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)[:200]}
-        (self.folder / OWNER_FILE).write_text(json.dumps(owner))
+        try:
+            (self.folder / OWNER_FILE).write_text(json.dumps(owner))
+        except BaseException:  # e.g. a full disk: no lock left behind, or the next try would refuse as "in use"
+            self._lock.release()
+            raise
 
     def _refusal(self, what: str) -> str:
         holder = ""

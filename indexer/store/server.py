@@ -165,15 +165,18 @@ class ClientRoot:
         self._lock: FolderLock | None = None
         if location.startswith(("http://", "https://")):
             self.kind = "server"
+            self.owns_folder, self.shared = False, True
             self._guard: contextlib.AbstractContextManager = contextlib.nullcontext()
             self.client = QdrantClient(url=location, api_key=api_key, timeout=timeout)
         else:
             self._guard = threading.RLock()  # local mode is not thread-safe
             if location == ":memory:":
                 self.kind = "memory"
+                self.owns_folder, self.shared = False, False
                 self.client = QdrantClient(location=":memory:")
             else:
                 self.kind = "local"
+                self.owns_folder, self.shared = True, False
                 self._lock = FolderLock(Path(location))
                 try:
                     self.client = QdrantClient(path=location)

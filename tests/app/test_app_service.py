@@ -49,7 +49,7 @@ def test_searches_run_while_an_ingest_is_in_progress_and_writers_are_refused(ser
 
         def search(mode: str) -> None:
             try:
-                hits, _ = service.search("the people", k=5, mode=mode)
+                hits = service.pipeline.search("the people", k=5, mode=mode)
                 found.append((mode, hits))
             except Exception as exc:  # noqa: BLE001 - asserted below
                 errors.append(exc)
@@ -61,19 +61,19 @@ def test_searches_run_while_an_ingest_is_in_progress_and_writers_are_refused(ser
             t.join(WAIT)
         assert not errors and len(found) == 3 and all(hits for _, hits in found)
         assert all(h.source in {p.name for p in sample_files()[:2]} for _, hits in found for h in hits)
-        assert service.stats().documents == 2 and service.documents()
+        assert service.pipeline.stats().documents == 2 and service.pipeline.documents()
         # a second admin is told at once instead of queueing behind the running ingest
         with pytest.raises(Busy, match="ingest of herons"):
             service.ingest_sample()
         with pytest.raises(Busy):
-            service.delete([service.documents()[0].doc_id])
+            service.delete([service.pipeline.documents()[0].doc_id])
         with pytest.raises(Busy):
             service.reindex(force=True)
     finally:
         release.set()
         writer.join(WAIT)
     assert result["report"].ok == 3 and service.busy is None
-    assert service.stats().documents == 5
+    assert service.pipeline.stats().documents == 5
     assert service.last_report["label"] == "herons" and service.last_report["ok"] == 3
     service.ingest_sample()  # the guard was released
 
@@ -93,7 +93,7 @@ def test_a_failing_ingest_releases_the_guard(service, monkeypatch):
 def test_routing_view_covers_the_text_tokens_only(service):
     emb = service.pipeline.embedder
     text = "Grandeur in this view of life"
-    view = service.routing(text, query=True)
+    view = service.pipeline.routing(text, query=True)
     assert view.tokens == emb.tokenizer.encode(text, add_special_tokens=False).tokens
     n_layers = len(emb.router_outputs)
     assert view.experts.shape == (n_layers, len(view.tokens), 2) and view.weights.shape == view.experts.shape
@@ -106,7 +106,7 @@ def test_routing_view_covers_the_text_tokens_only(service):
             for j in range(view.experts.shape[-1]):
                 ref[layer, view.experts[layer, t, j]] += view.weights[layer, t, j]
     assert np.allclose(usage, ref / ref.sum(axis=1, keepdims=True))
-    doc = service.routing(text, query=False)
+    doc = service.pipeline.routing(text, query=False)
     assert doc.tokens == view.tokens
     same = charts.agreement(view, view)
     assert np.allclose(same, 1.0) and np.all((charts.agreement(view, doc) >= 0) & (charts.agreement(view, doc) <= 1))
@@ -122,12 +122,12 @@ def test_routing_is_kept_for_reruns(service, monkeypatch):
     calls = []
     real = emb.route
     monkeypatch.setattr(emb, "route", lambda text, query=True: (calls.append((text, query)), real(text, query))[1])
-    first = service.routing("the origin of species", query=True)
-    again = service.routing("the origin of species", query=True)
+    first = service.pipeline.routing("the origin of species", query=True)
+    again = service.pipeline.routing("the origin of species", query=True)
     assert again is first and calls == [("the origin of species", True)]  # a rerun does not run the model
-    service.routing("the origin of species", query=False)
+    service.pipeline.routing("the origin of species", query=False)
     assert len(calls) == 2  # as a document it is another text for the router (another prefix)
 
 
 def test_an_embedded_store_has_no_cluster(service):
-    assert service.stats().cluster is None
+    assert service.pipeline.stats().cluster is None

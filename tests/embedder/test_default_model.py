@@ -7,6 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from embedder.registry import default_model_dir
 from embedder.settings import (
     BUILT_MODELS,
     DEFAULT_MODEL,
@@ -15,7 +16,6 @@ from embedder.settings import (
     PROJECT_ROOT,
     SHIPPED_MODEL,
     UPCYCLED_MODEL,
-    default_model_dir,
 )
 
 

@@ -7,8 +7,16 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from embedder import registry
-from embedder.registry import ModelRef, publish, removable, remove_version, resolve, set_current, versions
-from embedder.settings import default_model_dir
+from embedder.registry import (
+    ModelRef,
+    default_model_dir,
+    publish,
+    removable,
+    remove_version,
+    resolve,
+    set_current,
+    versions,
+)
 
 
 def variant_of(folder, dst, bump=1.0):

@@ -97,6 +97,16 @@ def test_silent_cuda_fallback_is_caught(tiny_model_dir, monkeypatch, caplog):
     assert "CUDA not usable" in caplog.text and "on CPUExecutionProvider" in caplog.text
 
 
+@pytest.mark.gpu
+def test_cuda_embeddings_match_the_cpu(tiny_model_dir):
+    """device='cuda' runs on the CUDA EP (never a silent CPU fallback) and gives the CPU's fp32 vectors."""
+    texts = ["protein folding on a GPU", "a second, longer text about sparse mixtures of experts"]
+    gpu = Embedder(tiny_model_dir, device="cuda")
+    cpu = Embedder(tiny_model_dir, device="cpu", variant="fused")
+    assert gpu.provider == "CUDAExecutionProvider" and cpu.provider == "CPUExecutionProvider"
+    np.testing.assert_allclose(gpu.embed_documents(texts), cpu.embed_documents(texts), atol=2e-3)
+
+
 def test_missing_onnx_files_say_how_to_build_them(tiny_model_dir, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(tiny_model_dir, folder, ignore=shutil.ignore_patterns("onnx"))

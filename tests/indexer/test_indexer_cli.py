@@ -63,6 +63,33 @@ def test_ingest_search_stats_documents_delete(env, folder, capsys):
     assert "already matches" in capsys.readouterr().out
 
 
+def test_delete_refuses_a_name_several_documents_share(env, tmp_path, capsys):
+    """Two files named a.txt in two folders: ``delete a.txt`` deletes nothing and lists both (doc_id and path);
+    the full path or the doc_id picks one."""
+    paths = []
+    for i, sub in enumerate(("one", "two")):
+        (tmp_path / sub).mkdir()
+        paths.append(tmp_path / sub / "a.txt")
+        paths[-1].write_text(sentences(12, 10 + i, f"topic{sub}"))
+    assert run(["ingest", *map(str, paths), "--json"]) == 0
+    ids = {f["path"]: f["doc_id"] for f in _json(capsys)["files"]}
+    assert len(set(ids.values())) == 2
+
+    assert run(["delete", "a.txt"]) == 2
+    err = capsys.readouterr().err
+    assert "2 documents match 'a.txt'" in err and all(p in err and d in err for p, d in ids.items())
+    assert run(["delete", "a.txt", "--json"]) == 2
+    listed = _json(capsys)
+    assert listed["deleted"] == [] and sorted(d["doc_id"] for d in listed["ambiguous"]) == sorted(ids.values())
+    assert run(["documents", "--json"]) == 0 and len(_json(capsys)) == 2  # nothing was deleted
+
+    assert run(["delete", str(paths[0]), "--json"]) == 0
+    assert _json(capsys)["deleted"] == [ids[str(paths[0])]]
+    assert run(["delete", ids[str(paths[1])], "--json"]) == 0
+    assert _json(capsys)["deleted"] == [ids[str(paths[1])]]
+    assert run(["documents", "--json"]) == 0 and _json(capsys) == []
+
+
 def test_failed_files_give_exit_code_1_with_reasons(env, folder, capsys):
     gif = io.BytesIO()
     Image.new("RGB", (4, 4)).save(gif, "GIF")

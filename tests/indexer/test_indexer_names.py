@@ -127,7 +127,8 @@ def test_ctrl_c_in_the_cli_cancels_the_ingest(tmp_path, tiny_model_dir, workers)
         deadline = time.monotonic() + 60
         while not (tmp_path / "data" / "qdrant").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-    time.sleep(0.5)  # the store is open (the Ctrl-C handler is set before it), the model loading or loaded
+    # the store is open or the workers run: the Ctrl-C handler is set (before the store is opened), and every child
+    # process ignores SIGINT from its start (indexer/children.py)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: to the whole process group, workers included
     out, err = proc.communicate(timeout=120)
     err = "".join(early) + err

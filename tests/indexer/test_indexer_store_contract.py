@@ -189,14 +189,15 @@ def test_upsert_same_id_overwrites(filled):
 
 
 def test_second_opener_is_refused(root, data_dir):
-    if root.kind not in ("edge", "local"):
+    if not root.owns_folder:
+        assert root.kind in ("server", "memory")
         pytest.skip(f"{root.kind}: several clients may share it")
     with pytest.raises(StoreLockedError, match="already open in another process"):
         _root(root.kind, data_dir, "x")
 
 
 def test_reopen_keeps_data(root, data_dir):
-    if root.kind not in ("edge", "local"):
+    if not root.owns_folder:
         pytest.skip(f"{root.kind}: not a folder")
     col = root.create(_name(root, "keep"), SPEC)
     col.upsert([PointRecord(str(uuid.uuid4()), {"kind": "chunk"}, np.ones(SPEC.dim, np.float32))])
@@ -222,7 +223,7 @@ def test_cluster_status_only_for_servers(root):
 
     from indexer.store.server import ClientRoot
 
-    if root.kind != "server":
+    if not root.shared:
         assert root.cluster("anything") is None  # embedded and local modes have no cluster
     peers = {"1": {}, "2": {}, "3": {}}
     client = SimpleNamespace(
