@@ -9,7 +9,8 @@ from pathlib import Path
 import streamlit as st
 
 from app.auth import admin_gate, sign_out_button
-from app.render import documents_frame, inject_css, report_table, service_or_stop
+from app.jobpanel import job_panel
+from app.render import documents_frame, inject_css, service_or_stop
 from app.service import Busy
 from app.snippets import local_time, md_escape
 from indexer import accepted_types
@@ -74,7 +75,7 @@ with folder_tab:
         st.info("Ingesting folders on the server is off. To allow it, set `MOESEARCH_INGEST_ROOTS` to the folders "
                 f"admins may ingest from (separated by `{os.pathsep}`) and restart the app.")
     else:
-        st.caption("Allowed: " + ", ".join(f"`{md_escape(str(r))}`" for r in roots))
+        st.caption("Allowed: " + ", ".join(md_escape(str(r)) for r in roots))  # escaped text: no code span
     folder = st.text_input("Folder or file path on the server", key="folder", placeholder=str(roots[0]) if roots
                            else "/srv/documents", disabled=not roots,
                            help="Folders are read recursively; hidden files and unsupported types are skipped.")
@@ -89,41 +90,10 @@ with folder_tab:
             start_job(lambda: service.start_ingest([path], str(path)))
 
 
-def job_panel() -> None:
-    """This session's latest job (progress bar, then its per-file report), or someone else's running job."""
-    job = state.get("job")
-    running = service.busy
-    if job is None or (running is not None and running is not job and job.finished):
-        if running is not None:
-            state["watching"] = True
-            st.progress(running.fraction, text=f"Running now: {md_escape(running.describe())}. Searches keep working.")
-        elif state.pop("watching", None) is not None:
-            st.rerun()  # someone else's job just finished: refresh the documents table
-        if job is None:
-            return
-    title = f"{job.kind.capitalize()} of {job.label}"
-    if not job.finished:
-        st.progress(job.fraction, text=md_escape(f"{title}: {job.message}"))
-        if job.kind == "ingest":
-            st.button("Cancel", key="cancel-job", icon=":material/cancel:", disabled=job.cancel.is_set(),
-                      on_click=service.cancel, help="Files already ingested stay; the one in progress is rolled "
-                      "back; the rest are listed as not attempted.")
-        return
-    if job.error:
-        st.progress(job.fraction, text=f"{title} stopped")
-        st.error(f"The {job.kind} stopped: {md_escape(job.error)}. Documents finished before the failure are kept.")
-    else:
-        st.progress(1.0, text=md_escape(f"{job.kind.capitalize()} finished: {job.label}"))
-        report_table(job.result, title)
-    if state.get("job_shown") is not job:
-        state["job_shown"] = job
-        st.rerun()  # refresh the documents table below
-
-
-st.fragment(run_every=0.5 if service.busy is not None else None)(job_panel)()
+job_panel(service)  # progress of this session's or the app's running job, refreshed while it runs
 
 # --- documents ----------------------------------------------------------------------------------------------------
-stats = service.stats()
+stats = service.pipeline.stats()
 total = stats.documents
 st.markdown(f"### Documents ({total})")
 if flash := state.pop("flash", None):
@@ -136,37 +106,56 @@ else:
     if pages > 1:
         page = st.number_input(f"Page (of {pages}, {PAGE_SIZE} documents each)", 1, pages, key="doc_page",
                                width=220)
-    docs = service.documents((page - 1) * PAGE_SIZE, PAGE_SIZE)
+    docs = service.pipeline.documents((page - 1) * PAGE_SIZE, PAGE_SIZE)
     st.dataframe(documents_frame(docs), hide_index=True, width="stretch")
     labels = {d.doc_id: f"{d.source} · {local_time(d.ingested_at)} · {d.doc_id[:8]}" for d in docs}
 
-    def delete_selected() -> None:
-        chosen = list(state.get("delete_ids") or [])
+    def ask_to_delete() -> None:  # the first click only asks: the documents are named in a confirm step
+        state["delete_pending"] = {i: labels[i].split(" · ")[0] for i in state.get("delete_ids") or [] if i in labels}
+
+    def forget_pending() -> None:
+        state.pop("delete_pending", None)
+
+    def delete_confirmed() -> None:
+        pending = state.pop("delete_pending", None) or {}
         try:
-            removed = service.delete(chosen)
+            removed = service.delete(list(pending))
         except Busy as exc:
-            state["flash"] = ("warning", f"Not deleted: {exc}.")
+            state["flash"] = ("warning", f"Not deleted: {md_escape(str(exc))}.")
             return
         except Exception as exc:
-            state["flash"] = ("error", f"Delete failed: {exc}")
+            state["flash"] = ("error", f"Delete failed: {md_escape(f'{type(exc).__name__}: {exc}')}")
             return
-        names = ", ".join(md_escape(labels[i].split(" · ")[0]) for i in removed if i in labels)
+        names = ", ".join(md_escape(pending[i]) for i in removed if i in pending)
         state["flash"] = ("success", f"Deleted {len(removed)} document{'s' * (len(removed) != 1)}: {names}")
         state["delete_ids"] = []
 
+    pending = state.get("delete_pending")
     with st.container(horizontal=True, vertical_alignment="bottom"):
         chosen = st.multiselect("Delete documents", list(labels), format_func=labels.get, key="delete_ids",
-                                placeholder="Choose documents to delete")
-        st.button("Delete", key="delete", disabled=not chosen, on_click=delete_selected, icon=":material/delete:")
+                                placeholder="Choose documents to delete", on_change=forget_pending)
+        st.button("Delete", key="delete", disabled=not chosen or bool(pending), on_click=ask_to_delete,
+                  icon=":material/delete:")
+    if pending:
+        n = len(pending)
+        with st.container(border=True):
+            st.warning(f"Delete {n} document{'s' * (n != 1)}: {', '.join(md_escape(v) for v in pending.values())}? "
+                       "They leave the index, with their kept originals; this cannot be undone.",
+                       icon=":material/warning:")
+            with st.container(horizontal=True):
+                st.button(f"Yes, delete {n} document{'s' * (n != 1)}", key="delete-confirm", type="primary",
+                          on_click=delete_confirmed, icon=":material/delete_forever:")
+                st.button("Cancel", key="delete-cancel", on_click=forget_pending)
 
 # --- re-index -----------------------------------------------------------------------------------------------------
 st.markdown("### Re-index")
 if stats.reindex_needed:
-    st.warning(f"The index was built with `{stats.model_id}`; the app is configured for "
-               f"`{stats.configured_model_id}`. Re-index to search with the new model.")
+    st.warning(f"The index was built with {md_escape(stats.model_id)}; the app is configured for "
+               f"{md_escape(stats.configured_model_id)}. Re-index to search with the new model.")
 else:
-    st.caption(f"The index is up to date with `{stats.model_id}`. Re-indexing re-embeds every document with it "
-               "into a new collection and switches over when done; searches keep using the old one until then.")
+    st.caption(f"The index is up to date with {md_escape(stats.model_id)}. Re-indexing re-embeds every document "
+               "with it into a new collection and switches over when done; searches keep using the old one until "
+               "then.")
 if st.button("Re-index all documents", key="reindex", icon=":material/refresh:", disabled=not total):
     if start_job(lambda: service.start_reindex(force=not stats.reindex_needed)):
         st.rerun()  # show the job's progress in the panel above

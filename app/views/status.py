@@ -7,10 +7,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app.auth import configured_hash, fingerprint
+from app.jobpanel import PANEL_EVERY_S
 from app.render import inject_css, key_values, report_table, service_or_stop
 from app.service import Busy
 from app.snippets import local_time, md_escape
-from indexer import built_models
+from indexer import built_models, synced_folders
 
 inject_css()
 service = service_or_stop()
@@ -24,8 +25,8 @@ def signed_in() -> bool:
 
 
 def describe_model(card) -> str:
-    tasks = ", ".join(card.tasks) if card.tasks else "none"
-    return f"MoE mode `{card.moe_mode or 'unknown'}`, tasks: {tasks}"
+    tasks = md_escape(", ".join(card.tasks)) if card.tasks else "none"
+    return f"MoE mode `{card.moe_mode or 'unknown'}`, tasks: {tasks}"  # a mode is a fixed word: safe in a code span
 
 
 def describe_timings(card) -> str:
@@ -39,55 +40,66 @@ def start_reindex(model: str | None, what: str) -> None:
     try:
         state["reindex_job"] = service.start_reindex(model=model)
         state["reindex_what"] = what
-        state["reindex_started"] = True
     except Busy as exc:
         state["reindex_refused"] = str(exc)
 
 
-def lifecycle() -> None:
-    """Serving vs current model, the running reindex (refreshed every second while it runs), the switch."""
-    if state.pop("reindex_started", False):
-        st.rerun(scope="app")  # the button sits in this fragment: rerun the page, so the fragment refreshes itself
-    stats = service.stats()  # polls the model's pointer: a new current version is seen here
-    serving, current = service.model_info(), service.model_info(current=True)
-    st.markdown("### Model in service")
-    with st.container(horizontal=True):
-        st.metric("Serving queries", stats.serving_model, border=True,
-                  help="The model that built the active index; queries are embedded by it")
-        st.metric("Current model", stats.current_model, border=True,
-                  help="What MOESEARCH_MODEL names now (a published name follows its current pointer)")
-        st.metric("Index", "stale" if stats.stale else "up to date", border=True)
-    st.markdown(f"**Serving** `{md_escape(stats.serving_model)}`: {describe_model(serving)}  \n"
-                f"**Current** `{md_escape(stats.current_model)}`: {describe_model(current)}")
-    if error := stats.extra.get("current_model_error"):
-        st.error(f"The current model cannot be loaded: {md_escape(error)}")
-    job = state.get("reindex_job")
+def reindex_progress(serving: str, admin: bool) -> None:
+    """The running re-index: a fragment rerun every PANEL_EVERY_S seconds while one runs, reading only the job's
+    progress; when it ends the whole page is drawn again, with the model now serving."""
     running = service.reindexing
     if running is not None:
+        state["reindex_watching"] = True
         st.progress(running.fraction, text=md_escape(f"Re-indexing: {running.message}. Searches keep using "
-                                                     f"{stats.serving_model} until the new index is complete."))
-        if signed_in():
+                                                     f"{serving} until the new index is complete."))
+        if admin:
             st.button("Cancel the re-index", key="cancel-reindex", icon=":material/cancel:",
                       disabled=running.cancel.is_set(), on_click=service.cancel, args=("reindex",),
                       help="Stops after the document in progress. The index in service is unchanged; what was "
                            "rebuilt is kept, and the next re-index with this model continues from it.")
-    elif job is not None and job.finished and state.get("reindex_shown") is not job:
-        state["reindex_shown"] = job
-        st.rerun(scope="app")  # the switch happened: redraw the whole page with the new model
-    elif job is not None and job.finished:
+    elif state.pop("reindex_watching", None) is not None:
+        st.rerun(scope="app")  # it ended (the switch happened, or not): redraw the page with the model serving now
+
+
+def lifecycle() -> None:
+    """Serving vs current model (a newly published version is seen on each visit), the running reindex, the
+    switch."""
+    stats = service.pipeline.stats()  # polls the model's pointer: a new current version is seen here
+    serving, current = service.pipeline.model_info(), service.pipeline.model_info(current=True)
+    st.markdown("### Model in service")
+    with st.container(horizontal=True):
+        st.metric("Serving queries", md_escape(stats.serving_model), border=True,
+                  help="The model that built the active index; queries are embedded by it")
+        st.metric("Current model", md_escape(stats.current_model), border=True,
+                  help="What MOESEARCH_MODEL names now (a published name follows its current pointer)")
+        st.metric("Index", "stale" if stats.stale else "up to date", border=True)
+    # Names are escaped as markdown text, never inside a code span (where a backslash shows as itself)
+    st.markdown(f"**Serving** {md_escape(stats.serving_model)}: {describe_model(serving)}  \n"
+                f"**Current** {md_escape(stats.current_model)}: {describe_model(current)}")
+    if error := stats.extra.get("current_model_error"):
+        st.error(f"The current model cannot be loaded: {md_escape(error)}")
+    job = state.get("reindex_job")
+    running = service.reindexing
+    admin = signed_in()
+    if running is not None:
+        state["reindex_watching"] = True  # its end (even before the panel's first run) redraws the page
+    st.fragment(run_every=PANEL_EVERY_S if running is not None else None)(reindex_progress)(stats.serving_model,
+                                                                                           admin)
+    if running is None and job is not None and job.finished:
         if job.error and job.cancel.is_set():
             st.info(f"The re-index was cancelled: {md_escape(job.error)}.")
         elif job.error:
             st.error(f"The re-index stopped: {md_escape(job.error)}. The index is unchanged.")
         else:
-            st.success(f"Switched: queries are now served by {stats.serving_model} "
+            st.success(f"Switched: queries are now served by {md_escape(stats.serving_model)} "
                        f"({job.result.ok} documents rebuilt, {job.result.duplicates} already there).")
     if refused := state.pop("reindex_refused", None):
         st.warning(f"Not started: {md_escape(refused)}.")
     if running is None and stats.stale:
-        st.warning(f"The index was built with {stats.serving_model}; the current model is {stats.current_model}. "
+        st.warning(f"The index was built with {md_escape(stats.serving_model)}; the current model is "
+                   f"{md_escape(stats.current_model)}. "
                    "Searches use the index's own model until it is re-indexed.")
-        if signed_in():
+        if admin:
             st.button("Re-index with the new model", key="reindex-new", type="primary", icon=":material/refresh:",
                       disabled=bool(error) or not stats.documents, on_click=start_reindex,
                       args=(None, stats.current_model))
@@ -96,10 +108,10 @@ def lifecycle() -> None:
 
 
 st.markdown("## :material/monitor_heart: Status")
-st.fragment(run_every=1.0 if service.reindexing is not None else None)(lifecycle)()
+lifecycle()
 
-stats = service.stats()
-card = service.model_info()
+stats = service.pipeline.stats()
+card = service.pipeline.model_info()
 with st.container(horizontal=True):
     st.metric("Documents", stats.documents, border=True)
     st.metric("Passages (chunks)", stats.chunks, border=True)
@@ -111,7 +123,8 @@ left, right = st.columns(2, gap="large")
 with left:
     st.markdown("### Model")
     admin = signed_in()  # server paths and file names are for the admin only
-    st.markdown(f"**{card.model_id}**  \n`{card.model_dir}`" if admin else f"**{card.model_id}**")
+    name = f"**{md_escape(card.model_id)}**"
+    st.markdown(f"{name}  \n{md_escape(str(card.model_dir))}" if admin else name)
     if card.summary:
         st.markdown(card.summary)
     s = card.settings
@@ -141,7 +154,7 @@ with right:
         rows["location"] = "shown to the admin (sign in on the Ingest page)"
     key_values(rows)
     if (job := service.busy) is not None:
-        st.info(f"Running now: {job.describe()}")
+        st.info(f"Running now: {md_escape(job.describe())}")
 
 st.markdown("### Models on this server")
 st.caption("Built at install from pip wheels; select one with the setting shown and restart (`prepare` builds it), "
@@ -150,7 +163,7 @@ st.dataframe([{"model": m.name, "languages": m.languages, "state": "serving" if 
                ("built" if m.built else "not built yet"), "select with": m.setting}
               for m in built_models(card.model_dir)], hide_index=True, width="stretch")
 
-others = [c for c in service.collections() if c.state != "active"]
+others = [c for c in service.pipeline.collections() if c.state != "active"]
 if others:
     st.markdown("### Other indexes")
     st.caption("Previous indexes are kept for a rollback until an admin drops them (`python -m indexer gc`).")
@@ -158,7 +171,7 @@ if others:
     if signed_in() and service.reindexing is None:
         for c in others:
             if c.state == "ready" and c.model_dir and c.model != stats.serving_model:
-                st.button(f"Switch back to {c.model}", key=f"rollback-{c.name}", icon=":material/undo:",
+                st.button(f"Switch back to {md_escape(c.model)}", key=f"rollback-{c.name}", icon=":material/undo:",
                           on_click=start_reindex, args=(c.model_dir, c.model))
 
 st.markdown("### Last ingest")
@@ -170,3 +183,18 @@ elif not admin:
                f"{last.get('failed', 0)} failed. File names are shown to the admin (sign in on the Ingest page).")
 else:
     report_table(last, f"{last.get('label', 'ingest')}, finished {local_time(last.get('finished_at', ''))}")
+
+st.markdown("### Synced folders")
+folders = synced_folders(service.settings)
+if not folders:
+    st.caption("No synced folders. An admin adds one within MOESEARCH\\_INGEST\\_ROOTS with `python -m api sync add "
+               "PATH` or `POST /api/v1/sync/folders`; new, changed, renamed and deleted files then follow.")
+else:
+    show_paths = signed_in()  # server paths are for the admin only
+    st.dataframe([{"folder": f.path if show_paths else "(sign in to see)", "last sync": local_time(f.last_sync or ""),
+                   "files": f.files, "indexed": f.indexed, "failed": f.failed, "skipped": f.skipped,
+                   "error": f.last_error or ""} for f in folders], hide_index=True, width="stretch")
+    failures = [(path, reason) for f in folders for path, reason in f.failures]
+    if failures and show_paths:
+        with st.expander(f"{len(failures)} failed file(s): each is tried again when it changes"):
+            st.dataframe([{"file": p, "reason": r} for p, r in failures], hide_index=True, width="stretch")

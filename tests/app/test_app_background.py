@@ -95,12 +95,12 @@ def test_the_ingest_job_embeds_in_a_nicer_process_and_searches_use_the_apps_mode
             nice = thread_niceness(pid)
             assert nice and all(n > ours for n in nice), (pid, nice, ours)
         assert niceness(Reader.shared().pid) > ours  # the reader of the job's files too
-        hits, _ = service.search("kingfisher marsh", k=5, mode="hybrid")  # meanwhile, the app's model serves it
+        hits = service.pipeline.search("kingfisher marsh", k=5, mode="hybrid")  # meanwhile, the app's model serves it
         assert hits and queries == ["kingfisher marsh"]
     finally:
         release.set()
     assert job.wait(WAIT) and job.error is None
-    assert job.result.ok == 3 and service.stats().documents == 4
+    assert job.result.ok == 3 and service.pipeline.stats().documents == 4
     kept = service.pipeline._background.pools.kept
     assert kept is pool  # kept loaded for the next job
     assert service.ingest([Source.upload("late.txt", text(9, 200))], "late").ok == 1
@@ -122,7 +122,7 @@ def test_cancel_stops_a_background_ingest_and_the_worker_serves_the_next_job(ser
     assert statuses == [("reeds-0.txt", "ok"), ("reeds-1.txt", "skipped"), ("reeds-2.txt", "skipped"),
                         ("reeds-3.txt", "skipped")]
     assert all("cancelled" in f.reason for f in job.result.files[1:])
-    stats = service.stats()
+    stats = service.pipeline.stats()
     assert stats.documents == 1 and stats.incomplete_chunks == 0  # the file in progress was rolled back
     assert service.last_report["label"] == "reeds" and service.last_report["ok"] == 1
     monkeypatch.undo()
@@ -157,7 +157,7 @@ def test_a_bad_file_fails_alone_with_the_report_the_in_process_path_gives(app_en
 
                 monkeypatch.setattr(model, "embed_documents", embed_documents)
             reports[where] = report = service.ingest_uploads(uploads)
-            stats = service.stats()  # only the good files are visible (the failed one's batches stay hidden)
+            stats = service.pipeline.stats()  # only the good files are visible (the failed one's batches stay hidden)
             assert stats.documents == 2 and stats.chunks == sum(f.chunks for f in report.files if f.status == "ok")
             assert service.last_report["failed"] == report.failed == 3
             hidden[where] = stats.incomplete_chunks

@@ -130,6 +130,7 @@ def test_admin_uploads_searches_opens_and_deletes_in_a_real_browser(tmp_path, ti
             page.get_by_role("option", name="bill-of-rights.pdf").click()
             page.keyboard.press("Escape")
             page.get_by_role("button", name="Delete", exact=True).click()
+            page.get_by_role("button", name="Yes, delete 1 document").click()  # the confirm step
             page.get_by_text("Deleted 1 document: bill-of-rights.pdf").wait_for()
             page.get_by_text("Documents (1)").wait_for()
             page.get_by_role("link", name="Search").click()

@@ -95,8 +95,8 @@ def test_bad_uploads_fail_alone_and_good_ones_are_ingested(app_env, monkeypatch,
     assert progress and progress[-1].value == 100 and "Ingest finished: 5 uploaded files" in plain(progress[-1].text)
     # what was good is searchable, the failures left nothing behind
     service = get_service()
-    assert [d.source for d in service.documents()] == ["kestrel-notes.txt"]
-    hits, _ = service.search("kestrel voles", k=3, mode="keyword")
+    assert [d.source for d in service.pipeline.documents()] == ["kestrel-notes.txt"]
+    hits = service.pipeline.search("kestrel voles", k=3, mode="keyword")
     assert hits and hits[0].source == "kestrel-notes.txt"
     assert service.last_report["ok"] == 1 and service.last_report["failed"] >= 3
     # the same file again is a duplicate
@@ -122,19 +122,23 @@ def test_folder_ingest_delete_and_reindex(app_env, monkeypatch, admin_hash):
     assert report["NOTICE"][0] == "skipped"  # not a document type: reported, not silently ignored
     assert "Documents (6)" in texts(at.markdown)
 
-    docs = {d.source: d.doc_id for d in get_service().documents()}
+    docs = {d.source: d.doc_id for d in get_service().pipeline.documents()}
     at.multiselect(key="delete_ids").set_value([docs["walden-where-i-lived.txt"]]).run()
     at.button(key="delete").click().run()
+    assert "Delete 1 document: walden-where-i-lived.txt?" in texts(at.warning)  # asked first
+    assert get_service().pipeline.stats().documents == 6
+    at.button(key="delete-confirm").click().run()
     assert "Deleted 1 document: walden-where-i-lived.txt" in texts(at.success)
+    assert not at.multiselect(key="delete_ids").value and not [b for b in at.button if b.key == "delete-confirm"]
     assert "Documents (5)" in texts(at.markdown)
-    assert "walden-where-i-lived.txt" not in {d.source for d in get_service().documents()}
-    hits, _ = get_service().search("live deliberately marrow", k=10, mode="keyword")
+    assert "walden-where-i-lived.txt" not in {d.source for d in get_service().pipeline.documents()}
+    hits = get_service().pipeline.search("live deliberately marrow", k=10, mode="keyword")
     assert all(h.source != "walden-where-i-lived.txt" for h in hits)
 
     finish_job(at.button(key="reindex").click().run())
     assert not at.exception and not at.error
     assert "Reindex finished: all documents" in plain(at.get("progress")[-1].text)
-    assert get_service().stats().documents == 5
+    assert get_service().pipeline.stats().documents == 5
     assert sorted(_report(at)) == sorted(p.name for p in sample_files() if p.name != "walden-where-i-lived.txt")
 
 
@@ -181,7 +185,57 @@ def test_the_documents_table_is_paged(app_env, monkeypatch, admin_hash):
     at.number_input(key="doc_page").set_value(2).run()
     table = next(d.value for d in at.dataframe if "source" in d.value.columns)
     assert list(table["source"]) == ["note-50.txt", "note-51.txt"] and not at.exception
-    page_two = {d.doc_id: d.source for d in get_service().documents(50, 50)}
+    page_two = {d.doc_id: d.source for d in get_service().pipeline.documents(50, 50)}
     assert sorted(page_two.values()) == ["note-50.txt", "note-51.txt"]
     options = at.multiselect(key="delete_ids").options  # the delete list offers this page's documents
     assert len(options) == 2 and all(name in " ".join(options) for name in page_two.values())
+
+
+def test_delete_asks_first_and_cancel_or_a_new_choice_deletes_nothing(app_env, monkeypatch, admin_hash):
+    monkeypatch.setenv(ENV_VAR, admin_hash)
+    service = get_service()
+    service.ingest_sample()
+    at = sign_in(open_page(INGEST))
+    docs = {d.source: d.doc_id for d in service.pipeline.documents()}
+    pick = [docs["gettysburg-address.txt"], docs["bill-of-rights.pdf"]]
+    at.multiselect(key="delete_ids").set_value(pick).run()
+    at.button(key="delete").click().run()
+    assert "Delete 2 documents: gettysburg-address.txt, bill-of-rights.pdf?" in texts(at.warning)
+    assert at.button(key="delete").disabled and at.button(key="delete-confirm").label == "Yes, delete 2 documents"
+    at.button(key="delete-cancel").click().run()  # cancelled: nothing deleted, the choice stays for another try
+    assert not at.warning and at.multiselect(key="delete_ids").value == pick
+    assert service.pipeline.stats().documents == len(sample_files())
+
+    at.button(key="delete").click().run()
+    at.multiselect(key="delete_ids").set_value(pick[:1]).run()  # a new choice withdraws the question
+    assert not at.warning and not [b for b in at.button if b.key == "delete-confirm"]
+    assert service.pipeline.stats().documents == len(sample_files())
+
+    at.button(key="delete").click().run()
+    at.button(key="delete-confirm").click().run()
+    assert "Deleted 1 document: gettysburg-address.txt" in texts(at.success)
+    assert sorted(d.source for d in service.pipeline.documents()) == sorted(
+        p.name for p in sample_files() if p.name != "gettysburg-address.txt")
+
+
+def test_the_reindex_job_panel_refreshes_itself_and_can_be_cancelled(app_env, monkeypatch, admin_hash):
+    from app.jobpanel import PANEL_EVERY_S, refresh_every
+
+    monkeypatch.setenv(ENV_VAR, admin_hash)
+    service = get_service()
+    service.ingest_sample()
+    at = sign_in(open_page(INGEST))
+    assert refresh_every(None, service) is None  # nothing runs: the panel is drawn with the page only
+    with service.pipeline._write:  # an ingest holds the write lock: the reindex waits at its start
+        at.button(key="reindex").click().run()
+        job = at.session_state["job"]
+        assert job.kind == "reindex" and not job.finished and service.busy is None  # the re-index lane
+        assert refresh_every(job, service) == PANEL_EVERY_S  # live like an ingest's panel
+        assert "Reindex of all documents: starting" in plain(at.get("progress")[0].text)
+        at.button(key="cancel-job").click().run()
+        assert job.cancel.is_set() and at.button(key="cancel-job").disabled
+    assert job.wait(60)
+    at.run()
+    assert not at.exception and "The reindex was cancelled" in texts(at.info)
+    assert "The index in service is unchanged." in texts(at.info) and refresh_every(job, service) is None
+    assert service.pipeline.stats().documents == len(sample_files())

@@ -31,7 +31,7 @@ def test_status_shows_model_provider_store_counts_and_last_ingest(app_env, tiny_
     get_service().ingest_sample()
     at.run()
     service = get_service()
-    card = service.model_info()
+    card = service.pipeline.model_info()
     assert card.provider == service.pipeline.embedder.session.get_providers()[0] == "CPUExecutionProvider"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Documents"] == str(len(sample_files())) and metrics["Passages (chunks)"] != "0"
@@ -106,7 +106,7 @@ def test_status_shows_a_new_version_and_the_admin_switches_and_rolls_back(app_en
     assert metrics()["Serving queries"] == f"tiny@{a.version}"
     at.button(key="reindex-new").click().run()
     assert at.session_state["reindex_job"].wait(60)
-    hits, _ = get_service().search("the people", k=3, mode="hybrid")
+    hits = get_service().pipeline.search("the people", k=3, mode="hybrid")
     assert hits
     at.run()
     assert not at.exception and metrics()["Serving queries"] == f"tiny@{b.version}"
@@ -147,5 +147,5 @@ def test_the_admin_cancels_a_reindex_and_the_index_stays(app_env, monkeypatch, t
     at.run()
     assert not at.exception and "The re-index was cancelled" in texts(at.info)
     assert {m.label: m.value for m in at.metric}["Serving queries"] == f"tiny@{a.version}"
-    hits, _ = service.search("the people", k=3, mode="hybrid")
+    hits = service.pipeline.search("the people", k=3, mode="hybrid")
     assert hits
