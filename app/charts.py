@@ -26,16 +26,20 @@ def heatmap(view: RoutingView, title: str) -> alt.LayerChart:
     """Layers (rows) x experts (columns), coloured by the share of the text's routing weight."""
     data = usage_frame(view)
     data["label"] = [f"{s:.0%}" if s >= 0.05 else "" for s in data["share"]]
+    # label ink against its own cell (the blues scale: dark cells from ~45%), not the page: readable on both themes
     data["ink"] = ["white" if s >= 0.45 else "#1f2328" for s in data["share"]]
     experts = [f"E{e}" for e in range(view.num_experts)]
     layers = [f"layer {layer}" for layer in view.layers]
+    # Titles and axes take the theme's colours (Streamlit's chart theme); cells are spaced by band padding rather
+    # than a stroke of the page colour, and an unused cell is a translucent grey that shows on either background.
     base = alt.Chart(data, title=alt.TitleParams(title, anchor="start", fontSize=13)).encode(
-        x=alt.X("expert:N", sort=experts, title="expert", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("layer:N", sort=layers, title=None),
+        x=alt.X("expert:N", sort=experts, title="expert", axis=alt.Axis(labelAngle=0),
+                scale=alt.Scale(paddingInner=0.08)),
+        y=alt.Y("layer:N", sort=layers, title=None, scale=alt.Scale(paddingInner=0.08)),
     )
-    cells = base.mark_rect(cornerRadius=3, stroke="white", strokeWidth=1.5).encode(
+    cells = base.mark_rect(cornerRadius=3).encode(
         color=alt.condition("datum.share > 0", alt.Color("share:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"),
-                                                         legend=None), alt.value("#f1f3f5")),
+                                                         legend=None), alt.value("rgba(128, 128, 128, 0.16)")),
         tooltip=[alt.Tooltip("layer:N"), alt.Tooltip("expert:N"), alt.Tooltip("share:Q", format=".0%")],
     )
     text = base.mark_text(fontSize=11).encode(text="label:N", color=alt.Color("ink:N", scale=None))

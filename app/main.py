@@ -19,6 +19,8 @@ if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/ (not the 
 import streamlit as st  # noqa: E402
 
 from app.auth import refresh_admin  # noqa: E402
+from app.datafolder import data_folder_gate  # noqa: E402
+from app.theme import theme_switch  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,6 +30,8 @@ st.set_page_config(page_title="moesearch", page_icon=HERE / "favicon.svg", layou
 st.set_option("client.toolbarMode", "viewer")  # no "Deploy" or developer menu for end users
 st.set_option("client.showErrorDetails", "type")  # an unexpected error never shows a traceback in the browser
 refresh_admin()  # a reload or a new tab: signed in again from the session cookie; a revoked sign-in ends here
+theme_switch()  # light / dark / system, in the top bar of every page
+data_folder_gate()  # a data folder that cannot be written: the app's own message on every page, not an OSError
 pages = [
     st.Page(HERE / "views" / "search.py", title="Search", icon=":material/search:", default=True),
     st.Page(HERE / "views" / "ingest.py", title="Ingest", icon=":material/upload_file:", url_path="ingest"),

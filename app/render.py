@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from indexer import DocumentInfo, Hit, IngestReport, StoreLockedError
+from indexer import Calibration, DocumentInfo, Hit, IngestReport, StoreLockedError, relevance_label
 
 from . import charts
 from .service import Service, get_service
@@ -21,13 +22,16 @@ from .snippets import (
     kv_table_html,
     local_time,
     md_escape,
-    snippet_html,
+    note_html,
+    passages_html,
+    where_label,
 )
 
 log = logging.getLogger(__name__)
 STATUS_LABEL = {"ok": "ok", "duplicate": "skipped (duplicate)", "skipped": "skipped", "failed": "failed"}
-STATUS_STYLE = {"ok": "background-color:#e7f6ec;color:#17663a", "failed": "background-color:#fdecec;color:#a61b1b",
-                "skipped": "background-color:#f3f4f6;color:#4b5563"}
+# translucent tints under the theme's own text colour: readable on the light and the dark theme
+STATUS_STYLE = {"ok": "background-color:rgba(33,195,84,0.22)", "failed": "background-color:rgba(255,75,75,0.22)",
+                "skipped": "background-color:rgba(128,128,128,0.18)"}
 MAX_INLINE_BYTES = 64 * 1024 * 1024  # PDFs up to this size get an "open at page" link
 
 
@@ -124,7 +128,7 @@ def _original_bytes(doc_id: str, _service: Service) -> bytes | None:
     """A PDF's bytes for the "open at page" link, read once for all reruns and sessions (a doc_id names its
     content, so they never go stale); None if the original is not available."""
     try:
-        return _service.original(doc_id).read()
+        return _service.pipeline.document_file(doc_id).read()
     except Exception as exc:
         log.warning("original of %s unavailable: %s", doc_id[:12], exc)
         return None
@@ -136,15 +140,22 @@ OCR_BADGE = ('<span class="ms-badge ms-ocr" title="This text was read from an im
 
 def ocr_badge(header: str, ocr: bool) -> str:
     """A card header with an "OCR" badge after its other badges when the hit's text was read by OCR."""
-    at = header.rfind('<span class="ms-score"')
+    at = header.rfind('<span class="ms-rel')
     return header[:at] + OCR_BADGE + header[at:] if ocr and at >= 0 else header
 
 
-def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, doc: DocumentInfo | None) -> None:
+def result_card(service: Service, rank: int, passages: Sequence[Hit], matched: int, query: str,
+                doc: DocumentInfo | None, cal: Calibration | None) -> None:
+    """One document: its best passages (best first; the header names the first's place and relevance), how many
+    more of its passages matched, and the document's actions (the surrounding text is the best passage's)."""
+    hit = passages[0]
+    pages = doc.pages if doc else None
     with st.container(border=True, key=f"hit-{rank}"):
-        st.html(ocr_badge(card_header_html(rank, hit.source, hit.page, doc.pages if doc else None, hit.doc_type,
-                                           hit.score, mode), hit.ocr))
-        st.html(snippet_html(hit.text, hit.matched_terms))
+        rel = relevance_label(hit.similarity, cal, hit.score)
+        st.html(ocr_badge(card_header_html(rank, hit.source, hit.page, pages, hit.doc_type, rel),
+                          any(h.ocr for h in passages)))
+        st.html(passages_html([(where_label(h.page, pages, h.doc_type), h.text, h.matched_terms) for h in passages],
+                              more=matched - len(passages)))
         with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
             show = st.toggle("Show surrounding text", key=f"ctx-{hit.id}")
             similar = st.toggle("Similar documents", key=f"sim-{hit.id}",
@@ -153,7 +164,7 @@ def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, do
             if _available(doc):
                 mime = "application/pdf" if hit.doc_type == "pdf" else "application/octet-stream"
                 st.download_button(f"Download {hit.doc_type.upper() or 'file'}", key=f"dl-{rank}-{hit.id}",
-                                   data=lambda doc_id=hit.doc_id: service.original(doc_id).read(),
+                                   data=lambda doc_id=hit.doc_id: service.pipeline.document_file(doc_id).read(),
                                    file_name=hit.source, mime=mime, on_click="ignore", icon=":material/download:",
                                    type="tertiary")
                 if hit.doc_type == "pdf" and doc.size_bytes <= MAX_INLINE_BYTES:
@@ -168,7 +179,7 @@ def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, do
             similar_list(service, hit)
         if show:
             try:
-                near = service.context(hit, query)
+                near = service.pipeline.neighbours(hit, query=query)
             except Exception as exc:
                 st.caption(f"The surrounding text is not available: {exc}")
             else:
@@ -180,7 +191,7 @@ def result_card(service: Service, rank: int, hit: Hit, mode: str, query: str, do
 def similar_list(service: Service, hit: Hit, k: int = 5) -> None:
     """The documents nearest the hit's document, as a small table (file, type, pages, similarity)."""
     try:
-        found = service.similar(hit.doc_id, k=k)
+        found = service.pipeline.similar(hit.doc_id, k=k)
     except Exception as exc:  # e.g. an index built before similarity vectors: say what to do
         st.caption(f"Similar documents are not available: {exc}")
         return
@@ -206,27 +217,27 @@ def task_expert_note(info) -> str:
 def routing_panel(service: Service, query: str, top: Hit) -> None:
     """Which experts the router chose, per MoE layer, for the query and for the top hit."""
     st.markdown("#### Why these results")
-    info = service.model_info()
+    info = service.pipeline.model_info()
     if info.moe_mode == "task":
         st.markdown(task_expert_note(info))
         return
     if not info.has_router:
-        st.caption("This model has no Mixture-of-Experts layers, so there are no router choices to show.")
+        st.html(note_html("This model has no Mixture-of-Experts layers, so there are no router choices to show."))
         return
     try:
-        q = service.routing(query, query=True)
-        d = service.routing(top.text, query=False)
+        q = service.pipeline.routing(query, query=True)
+        d = service.pipeline.routing(top.text, query=False)
     except Exception as exc:
         log.exception("routing failed")
-        st.caption(f"Router choices are not available: {exc}")
+        st.html(note_html(f"Router choices are not available: {exc}"))
         return
-    st.caption(f"Each MoE layer sends every word piece to {q.experts.shape[-1]} of its {q.num_experts} experts. "
-               "Darker cells got more of the routing weight.")
+    st.html(note_html(f"Each MoE layer sends every word piece to {q.experts.shape[-1]} of its {q.num_experts} "
+                      "experts. Darker cells got more of the routing weight."))
     st.altair_chart(charts.heatmap(q, "Your query"), width="stretch")
     st.altair_chart(charts.heatmap(d, f"Top result: {top.source}"), width="stretch")
     shared = charts.agreement(q, d)
     per_layer = ", ".join(f"layer {layer} {s:.0%}" for layer, s in zip(q.layers, shared, strict=True))
-    st.caption(f"The top result's text went to the same experts as your query for {shared.mean():.0%} of the "
-               f"routing weight ({per_layer}).")
+    st.html(note_html(f"The top result's text went to the same experts as your query for {shared.mean():.0%} of the "
+                      f"routing weight ({per_layer})."))
     with st.expander("Per word piece"):
         st.dataframe(charts.token_table(q), hide_index=True, width="stretch")

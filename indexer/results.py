@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from .formats import DOC_TYPES
 from .store.base import Condition, Match, Range
@@ -119,7 +119,7 @@ def _instant(value: datetime | date | str, end_of_day: bool) -> str:
         value = datetime.combine(value, time.max if end_of_day else time.min).astimezone()
     elif value.tzinfo is None:
         value = value.astimezone()  # naive = local time
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ class Hit:
     text: str
     source: str  # file name
     page: int  # 1-based (1 for files without pages)
-    score: float  # RRF score (hybrid), cosine (dense) or BM25 (keyword)
+    score: float  # RRF score (hybrid), cosine (dense) or BM25 (keyword): the ranking's, not for display
     matched_terms: tuple[str, ...]  # words of `text` that match query terms, for highlighting
     doc_id: str
     chunk_index: int
@@ -173,6 +173,35 @@ class Hit:
     ingested_at: str = ""
     id: str = ""
     ocr: bool = False  # the chunk's text was read by OCR (payload "ocr": true)
+    similarity: float | None = None  # cosine of the query's and the chunk's dense vectors (None: keyword search)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DocumentHits:
+    """One document's share of a search's hits (``search.group_by_document``): its best passages, best first."""
+
+    doc_id: str
+    source: str
+    doc_type: str
+    hits: tuple[Hit, ...]  # at least one
+    matched: int  # how many of the search's hits were this document's (>= len(hits))
+
+    def __post_init__(self) -> None:
+        if not self.hits or self.matched < len(self.hits):
+            raise ValueError(f"a document result needs 1..matched hits, got {len(self.hits)} of {self.matched}")
+
+    @property
+    def best(self) -> Hit:
+        return self.hits[0]
+
+    @property
+    def similarity(self) -> float | None:
+        """The best dense cosine among its passages (None for keyword search)."""
+        sims = [h.similarity for h in self.hits if h.similarity is not None]
+        return max(sims) if sims else None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,15 +1,19 @@
-"""Queries -> hits: dense, keyword (BM25) or hybrid (both, fused with RRF), plus neighbouring chunks, and the
-documents nearest a document by their similarity vectors."""
+"""Queries -> hits: dense, keyword (BM25) or hybrid (both, fused with RRF), each hit with the dense cosine of the
+query and its chunk where the query was embedded; hits grouped into one result per document; neighbouring chunks,
+and the documents nearest a document by their similarity vectors."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
 
 from .chunking import rebuild_page
 from .encoders import Encoders
-from .results import Hit, IndexerError, SearchFilters, SimilarDocument
+from .results import DocumentHits, Hit, IndexerError, SearchFilters, SimilarDocument
 from .schema import DOC_RECORDS, VISIBLE, IndexSpec, record_id
-from .store.base import MODES, SIMILAR, Collection, Match, QuerySpec, Range, Record, SparseVec, scroll_all
+from .store.base import DENSE, MODES, SIMILAR, Collection, Match, QuerySpec, Range, Record, SparseVec, scroll_all
 
 MAX_K = 1000
 
@@ -48,7 +52,44 @@ def run_search(collection: Collection, encoders: Encoders, query: str, k: int, f
     spec = QuerySpec(limit=k, dense=dense, sparse=sparse, where=where, prefetch=max(prefetch, k), rrf_k=rrf_k,
                      hnsw_ef=hnsw_ef)
     terms = sparse if sparse is not None else encoders.sparse_query(query)
-    return [to_hit(r, encoders, terms) for r in collection.query(spec)]
+    records = collection.query(spec)
+    hits = [to_hit(r, encoders, terms) for r in records]
+    if dense is None:
+        return hits
+    if sparse is None:  # dense search: the store's score is the cosine
+        return [replace(h, similarity=float(r.score)) for h, r in zip(hits, records, strict=True)]
+    return with_similarity(collection, hits, dense)
+
+
+def with_similarity(collection: Collection, hits: list[Hit], query: np.ndarray) -> list[Hit]:
+    """``hits`` with ``similarity``: the cosine of ``query`` (D,) and each hit's stored dense vector (the float32
+    original), for a ranking (RRF) whose scores are not cosines."""
+    if not hits:
+        return hits
+    vectors = {r.id: r.vectors.get(DENSE) for r in collection.retrieve([h.id for h in hits], vectors=(DENSE,))}
+    q = np.asarray(query, dtype=np.float32)
+    q = q / (np.linalg.norm(q) or 1.0)
+    out = []
+    for h in hits:
+        v = vectors.get(h.id)
+        sim = None if v is None else float(v @ q / (np.linalg.norm(v) or 1.0))
+        out.append(replace(h, similarity=sim))
+    return out
+
+
+def group_by_document(hits: Sequence[Hit], passages: int = 3, limit: int | None = None) -> list[DocumentHits]:
+    """One result per document, in the order of each document's best hit in ``hits`` (which are best first), with
+    its best ``passages`` hits (best first) and how many of its hits there were; at most ``limit`` documents."""
+    if passages < 1:
+        raise ValueError(f"passages must be >= 1, got {passages}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 or None, got {limit}")
+    groups: dict[str, list[Hit]] = {}
+    for hit in hits:
+        groups.setdefault(hit.doc_id, []).append(hit)
+    docs = list(groups.values())[:limit]
+    return [DocumentHits(doc_id=group[0].doc_id, source=group[0].source, doc_type=group[0].doc_type,
+                         hits=tuple(group[:passages]), matched=len(group)) for group in docs]
 
 
 def neighbour_hits(collection: Collection, hit: Hit, before: int, after: int, encoders: Encoders | None = None,

@@ -1,6 +1,9 @@
-"""Search page (everyone): one search box, result cards, "why these results"."""
+"""Search page (everyone): one search box, one result card per document (or per passage), relevance labels, "no
+good match" under the model's calibrated threshold, filters (files, types, ingest dates), "why these results"."""
 
 from __future__ import annotations
+
+import time
 
 import streamlit as st
 
@@ -9,10 +12,14 @@ from app.render import inject_css, report_table, result_card, routing_panel, ser
 from app.sample import EXAMPLES, sample_files
 from app.service import MODES, Busy, NotEmpty
 from app.snippets import md_escape
+from indexer import SearchFilters, calibration_for, good_match, group_by_document
+
+PASSAGES = 3  # best passages a document card shows
+FETCH = 4  # passages fetched per result asked for, so that k documents remain once grouped
 
 inject_css()
 service = service_or_stop()
-stats = service.stats()
+stats = service.pipeline.stats()
 
 st.markdown("## :material/manage_search: moesearch")
 st.caption(f"Search {stats.documents} documents ({stats.chunks} passages) · model `{stats.model_id}`")
@@ -57,7 +64,7 @@ if stats.documents == 0:
 
 query = st.text_input("Search", key="q", bind="query-params", placeholder="Ask a question or type some words...",
                       label_visibility="collapsed", icon=":material/search:")
-facets = service.facets()
+facets = service.pipeline.facets()
 sources, types = list(facets.sources), list(facets.doc_types)
 # The control's URL value is its label ("Keyword"); a link written by hand says ?mode=keyword: accept both.
 url_mode = str(st.query_params.get("mode", "")).lower()
@@ -72,7 +79,11 @@ with st.container(horizontal=True, vertical_alignment="bottom", gap="medium"):
     with st.popover("Filters", icon=":material/filter_list:"):
         chosen_sources = st.multiselect("Sources", sources, key="sources", placeholder="All files")
         chosen_types = st.multiselect("Types", types, key="types", format_func=str.upper, placeholder="All types")
-    active = len(chosen_sources) + len(chosen_types)
+        dates = st.date_input("Ingested between", value=(), key="dates", format="YYYY-MM-DD",
+                              help="Only files ingested on or after the first day and on or before the last")
+    per_passage = st.toggle("One card per passage", key="per_passage",
+                            help="Off: one card per file with its best passages. On: every matching passage.")
+    active = len(chosen_sources) + len(chosen_types) + bool(dates)
     if active:
         st.caption(f"{active} filter{'s' if active > 1 else ''} on")
 
@@ -89,8 +100,11 @@ if not query.strip():
     st.stop()
 
 try:
-    hits, seconds = service.search(query, k=k, mode=mode or "hybrid", sources=chosen_sources,
-                                   doc_types=chosen_types)
+    filters = SearchFilters(tuple(chosen_sources), tuple(chosen_types), *(tuple(dates) + (None, None))[:2])
+    started = time.perf_counter()
+    hits = service.pipeline.search(query, k=k if per_passage else min(k * FETCH, 200), filters=filters,
+                                   mode=mode or "hybrid")
+    seconds = time.perf_counter() - started
 except Exception as exc:  # a bad query, or an index that needs a reindex: explain, never a traceback
     st.error(f"The search failed: {exc}")
     st.stop()
@@ -106,11 +120,30 @@ if not hits:
     st.warning(f"No results for “{md_escape(query.strip())}”. Try to " + ", or ".join(tips) + ".")
     st.stop()
 
-st.caption(f"{len(hits)} results · {mode} · {seconds * 1000:.0f} ms")
-by_id = service.documents_by_id(h.doc_id for h in hits)
+cal = calibration_for(stats.model_id, service.settings.min_similarity)
+if not good_match([h.similarity for h in hits], cal) and st.session_state.get("anyway") != (query, mode):
+    best = max(h.similarity for h in hits if h.similarity is not None)
+    st.warning(f"No good match for “{md_escape(query.strip())}”: the closest passage is no nearer to it than "
+               f"nonsense gets (similarity {best:.2f}, below this model's {cal.no_match:.2f}). Try other words, or "
+               "Keyword mode to find exact words.")
+
+    def show_anyway() -> None:
+        st.session_state.anyway = (query, mode)
+
+    st.button("Show the closest results anyway", on_click=show_anyway, icon=":material/visibility:")
+    st.stop()
+
+if per_passage:
+    cards = [((hit,), 1) for hit in hits]
+    st.caption(f"{len(hits)} passages · {mode} · {seconds * 1000:.0f} ms")
+else:
+    groups = group_by_document(hits, passages=PASSAGES, limit=k)
+    cards = [(g.hits, g.matched) for g in groups]
+    st.caption(f"{len(groups)} files · {sum(g.matched for g in groups)} passages · {mode} · {seconds * 1000:.0f} ms")
+by_id = service.pipeline.documents_by_id(h.doc_id for h in hits)
 left, right = st.columns([2.2, 1], gap="large")
 with left:
-    for rank, hit in enumerate(hits, 1):
-        result_card(service, rank, hit, mode, query, by_id.get(hit.doc_id))
+    for rank, (passages, matched) in enumerate(cards, 1):
+        result_card(service, rank, passages, matched, query, by_id.get(passages[0].doc_id), cal)
 with right:
     routing_panel(service, query, hits[0])

@@ -84,7 +84,7 @@ def test_same_name_uploads_kept_both_unless_replace_is_ticked(app_env, monkeypat
     assert "kept both" in second.files[0].reason
     third = service.ingest_uploads([("notes.txt", b"replacement notes about kites")], replace=True)
     assert third.files[0].replaced == (first.files[0].doc_id,) and "replaced" in third.files[0].reason
-    assert sorted(d.source for d in service.documents()) == ["a_b.txt", "notes (2).txt", "notes.txt"]
+    assert sorted(d.source for d in service.pipeline.documents()) == ["a_b.txt", "notes (2).txt", "notes.txt"]
     assert not any((app_env / "app" / "spool").iterdir())  # the spooled uploads are gone
 
 
@@ -100,7 +100,7 @@ def test_cancel_button_stops_an_ingest(app_env, monkeypatch, admin_hash, tmp_pat
     report = job.result
     assert report.skipped >= 1 and all(f.reason.startswith("not attempted") for f in report.files
                                        if f.status == "skipped")
-    assert service.stats().documents == report.ok and service.stats().incomplete_chunks == 0
+    assert service.pipeline.stats().documents == report.ok and service.pipeline.stats().incomplete_chunks == 0
 
 
 @pytest.mark.e2e
@@ -141,8 +141,10 @@ def test_lockout_survives_a_new_browser_context(tmp_path, tiny_model_dir, admin_
 
 def test_card_header_names_slides_sheets_and_chapters():
     from app.snippets import card_header_html
+    from indexer import relevance_label
 
-    assert "slide 2 of 5" in card_header_html(1, "d.pptx", 2, 5, "pptx", 0.5, "hybrid")
-    assert "sheet 1 of 2" in card_header_html(1, "s.xlsx", 1, 2, "xlsx", 0.5, "hybrid")
-    assert "chapter 3 of 9" in card_header_html(1, "b.epub", 3, 9, "epub", 0.5, "hybrid")
-    assert "page 2 of 3" in card_header_html(1, "r.pdf", 2, 3, "pdf", 0.5, "hybrid")
+    rel = relevance_label(0.5, None)
+    assert "slide 2 of 5" in card_header_html(1, "d.pptx", 2, 5, "pptx", rel)
+    assert "sheet 1 of 2" in card_header_html(1, "s.xlsx", 1, 2, "xlsx", rel)
+    assert "chapter 3 of 9" in card_header_html(1, "b.epub", 3, 9, "epub", rel)
+    assert "page 2 of 3" in card_header_html(1, "r.pdf", 2, 3, "pdf", rel)

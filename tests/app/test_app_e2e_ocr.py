@@ -12,6 +12,7 @@ from app_server import CHROMIUM, CHROMIUM_ARGS, browser_env, new_page, sign_in, 
 
 from app.render import ocr_badge
 from app.snippets import card_header_html
+from indexer import relevance_label
 
 LINES = [["A page of the ledger"], ["The lighthouse keeper logs every storm", "in the harbour book."]]
 
@@ -33,10 +34,10 @@ def scanned_pdf() -> bytes:
 
 
 def test_ocr_badge_joins_the_other_badges_only_for_ocr_hits():
-    head = card_header_html(1, "scan.pdf", 2, 3, "pdf", 0.5, "hybrid")
+    head = card_header_html(1, "scan.pdf", 2, 3, "pdf", relevance_label(0.5, None))
     assert ocr_badge(head, False) == head
     marked = ocr_badge(head, True)
-    assert marked.count(">OCR</span>") == 1 and marked.index(">OCR<") < marked.index('class="ms-score"')
+    assert marked.count(">OCR</span>") == 1 and marked.index(">OCR<") < marked.index('class="ms-rel')
 
 
 @pytest.mark.e2e

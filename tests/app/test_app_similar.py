@@ -25,11 +25,11 @@ def test_similar_documents_toggle_lists_other_documents(app_env):
     frames = [f.value for f in at.dataframe if "similarity" in f.value.columns]
     assert len(frames) == 1
     table = frames[0]
-    top_source = get_service().search("unreasonable searches", k=1, mode="hybrid")[0][0].source
+    top_source = get_service().pipeline.search("unreasonable searches", k=1, mode="hybrid")[0].source
     assert 1 <= len(table) <= 5 and top_source not in set(table["document"])
     assert table["similarity"].is_monotonic_decreasing
-    expected = [s.doc.source for s in get_service().similar(
-        get_service().search("unreasonable searches", k=1, mode="hybrid")[0][0].doc_id)]
+    expected = [s.doc.source for s in get_service().pipeline.similar(
+        get_service().pipeline.search("unreasonable searches", k=1, mode="hybrid")[0].doc_id)]
     assert list(table["document"]) == expected
 
 
@@ -39,7 +39,7 @@ def test_why_panel_names_the_task_experts_of_a_task_model(app_env, tiny_task_mod
     assert report.all_ok
     at = _search(open_page(), "the people")
     assert not at.exception and not at.error
-    info = get_service().model_info()
+    info = get_service().pipeline.model_info()
     assert info.moe_mode == "task" and info.task_layers == (1,)
     note = task_expert_note(info)
     assert "search_query" in note and "symmetric" in note and "(1)" in note
