@@ -8,7 +8,11 @@ module is one: ``app`` below is discovered by ``streamlit run`` and runs ``main.
 - ``POST /api/session`` ``{"ticket": ...}``: swaps a one-time ticket (made by the sign-in, ``app.auth``) for the
   session token, set as cookie ``moesearch_admin``: ``HttpOnly; SameSite=Strict; Path=/``, ``Secure`` over https,
   ``Max-Age`` = what is left of the token's life;
-- ``DELETE /api/session``: revokes the cookie's token and clears the cookie.
+- ``DELETE /api/session``: revokes the cookie's token and clears the cookie;
+- ``/api/v1/...``: the HTTP API (``api.create_app``; schema at ``/api/v1/openapi.json``, docs at ``/api/v1/docs``)
+  over the same ``Pipeline`` the pages use (``app.service.get_service().pipeline``): this process owns the index,
+  its folder sync runs here, and it writes the data folder's endpoint file so the CLI talks to it (docs/api.md says
+  why the pages call the pipeline in-process rather than through the API, with the measured latencies).
 
 The launcher (``main`` below) sets uvicorn's ``FORWARDED_ALLOW_IPS`` to ``MOESEARCH_TRUSTED_PROXIES`` (empty by
 default) before starting ``streamlit run`` on this file: the server then believes ``X-Forwarded-For`` and
@@ -33,8 +37,9 @@ if str(HERE.parent) not in sys.path:  # `streamlit run app/server.py` puts app/ 
 import streamlit as st  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+from starlette.routing import Mount, Route  # noqa: E402
 
+from api import PREFIX, create_app, runtime_for  # noqa: E402
 from app import auth  # noqa: E402
 from app.session import COOKIE, token_expires  # noqa: E402
 from app.settings import AppSettings, app_folder  # noqa: E402
@@ -112,11 +117,29 @@ async def lifespan(_app):
         announce_first_password(app_folder())
     except OSError as exc:
         log.warning("cannot store a first-run admin password: %s", exc)
-    yield
+    RUNTIME.url = RUNTIME.url or _api_url()
+    RUNTIME.start()  # opens the pages' pipeline now (the model loads in a thread), then the sync
+    try:
+        yield
+    finally:
+        RUNTIME.close()
 
 
-app = st.App(HERE / "main.py", routes=[Route(auth.SESSION_PATH, session_route, methods=["POST", "DELETE"])],
-             lifespan=lifespan)
+def _pipeline():
+    from app.service import get_service
+
+    return get_service().pipeline
+
+
+def _api_url() -> str:
+    address = st.get_option("server.address") or "127.0.0.1"
+    host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
+    return f"http://{host}:{st.get_option('server.port')}{PREFIX}"  # routes of st.App are not under baseUrlPath
+
+
+RUNTIME = runtime_for(_pipeline)
+app = st.App(HERE / "main.py", routes=[Route(auth.SESSION_PATH, session_route, methods=["POST", "DELETE"]),
+                                       Mount(PREFIX, app=create_app(RUNTIME))], lifespan=lifespan)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from .client import remote_pipeline
 from .diskspace import describe, disk_error
 from .pipeline import (
     AmbiguousTarget,
@@ -163,7 +164,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         settings = IndexerSettings.from_env()
         args.cancel = threading.Event()  # ingest, reindex: the first Ctrl-C cancels (also while the model loads)
         guard = _cancel_on_ctrl_c(args.cancel) if args.cancellable else contextlib.nullcontext()
-        with guard, Pipeline(settings, read_only=args.reads) as pipeline:
+        remote = remote_pipeline(settings)  # a running service (the app, `python -m api serve`) owns the data folder
+        if remote is not None and args.verbose:
+            print(f"note: sending the command to the service at {remote.url}", file=sys.stderr)
+        with guard, (remote or Pipeline(settings, read_only=args.reads)) as pipeline:
             if pipeline.read_only:
                 print(f"note: the data folder's disk is read-only or full: reading a copy of the index "
                       f"({pipeline.root.location})", file=sys.stderr)

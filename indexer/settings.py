@@ -27,6 +27,7 @@ KeepFiles = Literal["uploads", "all", "none"]
 Quantization = Literal["int8", "none", "binary"]  # the store's QUANTIZATIONS (indexer/store/base.py)
 IngestEmbedding = Literal["worker", "in-process"]  # background.WORKER, background.IN_PROCESS
 BACKENDS, DEVICES, KEEP_FILES = get_args(Backend), get_args(Device), get_args(KeepFiles)
+CHUNK_TOKENS, MAX_CHUNKS, CHARS_PER_TOKEN = 256, 80_000, 4  # defaults of the chunk window and cap (see max_chars)
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("moesearch_environ", default=None)
 
 
@@ -64,7 +65,7 @@ class IndexerSettings(BaseSettings):
     replication_factor: int = env(1, "QDRANT_REPLICATION_FACTOR", "cluster layout: copies of each shard", ge=1)
     write_consistency_factor: int = env(1, "QDRANT_WRITE_CONSISTENCY", "cluster layout: replicas to confirm", ge=1)
     timeout: int = env(60, "QDRANT_TIMEOUT", "seconds per server request", ge=1)
-    chunk_tokens: int = env(256, "MOESEARCH_CHUNK_TOKENS", "chunk window in tokens", ge=16)
+    chunk_tokens: int = env(CHUNK_TOKENS, "MOESEARCH_CHUNK_TOKENS", "chunk window in tokens", ge=16)
     chunk_overlap: int = env(32, "MOESEARCH_CHUNK_OVERLAP", "chunk overlap in tokens (less than half a chunk)", ge=0)
     max_file_mb: float = env(100.0, "MOESEARCH_MAX_FILE_MB", "files above this size are refused", gt=0)
     batch_size: int = env(32, "MOESEARCH_BATCH_SIZE", "chunks embedded and written per batch", ge=1)
@@ -79,6 +80,9 @@ class IndexerSettings(BaseSettings):
                                      "in RAM. Codes are built with HNSW, past MOESEARCH_HNSW_THRESHOLD points")
     prefetch: int = env(100, "MOESEARCH_PREFETCH", "hybrid search: candidates per arm", ge=1)
     rrf_k: int = env(60, "MOESEARCH_RRF_K", "hybrid search: RRF constant", ge=1)
+    min_similarity: float | None = env(None, "MOESEARCH_MIN_SIMILARITY", "search page: \"no good match\" when the "
+                                       "best hit's dense cosine is below this (default: the model's calibrated level "
+                                       "in indexer/relevance.py; none for a model never calibrated)", ge=-1, le=1)
     bm25_language: str = env("auto", "MOESEARCH_BM25_LANGUAGE", "BM25 words: multilingual (every script: CJK/Thai "
                              "bigrams, word truncation, no stop words), a Snowball language (english, german, ...: "
                              "its stemmer and stop words), or auto (multilingual for a multilingual model, else "
@@ -102,8 +106,15 @@ class IndexerSettings(BaseSettings):
                               "over it the file fails", ge=64)
     file_seconds: float = env(600.0, "MOESEARCH_FILE_SECONDS", "time to read and chunk one file; over it the file "
                               "fails", gt=0)
-    max_chars: int = env(20_000_000, "MOESEARCH_MAX_CHARS", "characters of text extracted from one file", gt=0)
-    max_chunks: int = env(20_000, "MOESEARCH_MAX_CHUNKS", "chunks of one file (~20 min to embed on 2 cores)", gt=0)
+    # the character cap is what the chunk cap implies: MAX_CHUNKS x CHUNK_TOKENS x CHARS_PER_TOKEN =
+    # 80,000 x 256 x 4 = 81,920,000 characters.  English runs 3.6-4.5 characters per token on the default model's
+    # tokenizer and a chunk advances CHUNK_TOKENS - CHUNK_OVERLAP = 224 tokens, so a 50 MB text file makes 50-65,000
+    # chunks and passes both caps; a file whose text could not fit in the chunk cap stops at the character cap early
+    max_chars: int = env(MAX_CHUNKS * CHUNK_TOKENS * CHARS_PER_TOKEN, "MOESEARCH_MAX_CHARS", "characters of text "
+                         "extracted from one file (streamed readers stop there)", gt=0)
+    max_chunks: int = env(MAX_CHUNKS, "MOESEARCH_MAX_CHUNKS", "chunks of one file (~1.5 h to embed on 2 cores)", gt=0)
+    text_page_chars: int = env(1_000_000, "MOESEARCH_TEXT_PAGE_CHARS", "a text file's \"page\" (its citation "
+                               "unit): up to this many characters, ended at a line break", ge=1000)
     disk_reserve_mb: float = env(256.0, "MOESEARCH_DISK_RESERVE_MB", "free disk space an ingest leaves untouched",
                                  ge=0)
     scratch_dir: Path = env(Path(tempfile.gettempdir()), "MOESEARCH_SCRATCH_DIR", "where search, stats and "
@@ -121,6 +132,13 @@ class IndexerSettings(BaseSettings):
     ingest_worker_idle_s: float = env(300.0, "MOESEARCH_INGEST_WORKER_IDLE_S", "seconds the app's ingest worker "
                                       "stays loaded after a job, so the next starts at once (0 = stop it with the "
                                       "job; it holds a second copy of the model)", ge=0)
+    sync_rescan_s: float = env(300.0, "MOESEARCH_SYNC_RESCAN_S", "synced folders: seconds between full rescans, the "
+                               "safety net behind file-system events (0 = only on events and at start)", ge=0)
+    sync_debounce_s: float = env(1.0, "MOESEARCH_SYNC_DEBOUNCE_S", "synced folders: quiet time after a file-system "
+                                 "event before the folder is synced (a burst of events = one sync)", ge=0)
+    sync_watch: bool = env(True, "MOESEARCH_SYNC_WATCH", "synced folders: follow file-system events (inotify via "
+                           "watchdog); false = periodic rescans only")
+    sync_max_folders: int = env(100, "MOESEARCH_SYNC_MAX_FOLDERS", "synced folders one index may have", ge=1)
 
     def __init__(self, **values: Any):
         try:

@@ -2,7 +2,8 @@
 # Fresh machine -> running product: install into .venv, build the default model's ONNX files, start the app
 # on the embedded Qdrant store under ./data, listening on 127.0.0.1:8501 (.streamlit/config.toml; streamlit flags
 # such as --server.address pass through). The first start prints an admin password (python -m app.auth --set
-# replaces it).
+# replaces it). The same server serves the HTTP API at /api/v1 (docs/api.md; admin tokens: python -m api token
+# create NAME) and runs the synced folders; `python -m indexer ...` talks to it while it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

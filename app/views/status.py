@@ -11,7 +11,7 @@ from app.jobpanel import PANEL_EVERY_S
 from app.render import inject_css, key_values, report_table, service_or_stop
 from app.service import Busy
 from app.snippets import local_time, md_escape
-from indexer import built_models, synced_folders
+from indexer import IndexerError, add_synced_folder, built_models, remove_synced_folder, synced_folders
 
 inject_css()
 service = service_or_stop()
@@ -185,10 +185,22 @@ else:
     report_table(last, f"{last.get('label', 'ingest')}, finished {local_time(last.get('finished_at', ''))}")
 
 st.markdown("### Synced folders")
+if signed_in():  # an admin registers a folder here (or: `python -m api sync add PATH`, POST /api/v1/sync/folders)
+    with st.form("sync-folder", clear_on_submit=True, border=False):
+        new_folder = st.text_input("Sync a folder on the server", key="sync-path", placeholder="/srv/documents",
+                                   help="Within MOESEARCH_INGEST_ROOTS. New, changed, renamed and deleted files are "
+                                        "followed from then on (file-system events, and a rescan every "
+                                        "MOESEARCH_SYNC_RESCAN_S).")
+        if st.form_submit_button("Sync folder", icon=":material/sync:") and new_folder.strip():
+            try:
+                added = add_synced_folder(service.settings, new_folder.strip())
+                st.success(f"Syncing {md_escape(added.path)}: its files are being ingested.")
+            except (ValueError, IndexerError) as exc:
+                st.error(md_escape(str(exc)))
 folders = synced_folders(service.settings)
 if not folders:
-    st.caption("No synced folders. An admin adds one within MOESEARCH\\_INGEST\\_ROOTS with `python -m api sync add "
-               "PATH` or `POST /api/v1/sync/folders`; new, changed, renamed and deleted files then follow.")
+    st.caption("No synced folders. An admin adds one within MOESEARCH\\_INGEST\\_ROOTS here (signed in), with "
+               "`python -m api sync add PATH` or `POST /api/v1/sync/folders`.")
 else:
     show_paths = signed_in()  # server paths are for the admin only
     st.dataframe([{"folder": f.path if show_paths else "(sign in to see)", "last sync": local_time(f.last_sync or ""),
@@ -198,3 +210,8 @@ else:
     if failures and show_paths:
         with st.expander(f"{len(failures)} failed file(s): each is tried again when it changes"):
             st.dataframe([{"file": p, "reason": r} for p, r in failures], hide_index=True, width="stretch")
+    if show_paths:
+        for i, f in enumerate(folders):
+            st.button(f"Stop syncing {md_escape(f.path)}", key=f"unsync-{i}", icon=":material/sync_disabled:",
+                      on_click=remove_synced_folder, args=(service.settings, f.path),
+                      help="Its documents stay in the index; delete them on the Ingest page if need be.")

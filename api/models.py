@@ -1,0 +1,204 @@
+"""The API's request and response bodies (pydantic; they are the OpenAPI schema clients and tests read)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["hybrid", "dense", "keyword"]
+MAX_K = 1000  # the indexer's cap on hits per search (indexer.search.MAX_K)
+MAX_TEXT = 4096  # characters of a query, a path, a delete target
+DOC_ID = r"^[0-9a-f]{64}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HitOut(BaseModel):
+    text: str
+    source: str
+    page: int
+    score: float
+    matched_terms: list[str]
+    doc_id: str
+    chunk_index: int
+    path: str
+    doc_type: str
+    char_start: int
+    char_end: int
+    ingested_at: str
+    id: str
+    ocr: bool
+    similarity: float | None = None
+    file_url: str = Field(description="the original's download link, at the hit's page (#page=N)")
+
+
+class DocumentGroup(BaseModel):
+    doc_id: str
+    source: str
+    doc_type: str
+    matched: int = Field(description="how many of the search's hits are this document's")
+    hits: list[HitOut] = Field(description="its best passages, best first")
+
+
+class SearchOut(BaseModel):
+    query: str
+    mode: Mode
+    k: int
+    took_ms: float
+    hits: list[HitOut]
+    documents: list[DocumentGroup] | None = Field(None, description="with group=true: the hits grouped by document")
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    source: str
+    path: str
+    doc_type: str
+    pages: int
+    chunks: int
+    ingested_at: str
+    size_bytes: int
+    model_id: str
+    notes: list[str]
+    kept_copy: bool
+    file_url: str
+
+
+class DocumentList(BaseModel):
+    total: int
+    offset: int
+    documents: list[DocumentOut]
+
+
+class SimilarOut(BaseModel):
+    score: float
+    document: DocumentOut
+
+
+class Facets(BaseModel):
+    sources: list[str]
+    doc_types: list[str]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    ready: bool
+    pid: int
+    uptime_s: float
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+class FileReport(BaseModel):
+    """One file's outcome: the structure `python -m indexer ingest --json` prints."""
+
+    name: str
+    status: Literal["ok", "duplicate", "skipped", "failed"]
+    reason: str
+    path: str
+    doc_id: str | None
+    pages: int
+    chunks: int
+    seconds: float
+    notes: list[str]
+    replaced: list[str]
+
+
+class IngestReportOut(BaseModel):
+    """The ingest report: the structure `python -m indexer ingest --json` prints."""
+
+    ok: int
+    duplicates: int
+    skipped: int
+    failed: int
+    pages: int
+    chunks: int
+    seconds: float
+    store_error: str | None
+    files: list[FileReport]
+
+
+class ProgressOut(BaseModel):
+    """The last progress event of a job (``indexer.ProgressEvent``)."""
+
+    stage: str
+    files_done: int
+    files_total: int
+    source: str
+    chunks_done: int
+    chunks_total: int
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: Literal["ingest", "reindex"]
+    label: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    fraction: float
+    message: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    report: IngestReportOut | None
+    progress: ProgressOut | None
+    error: str | None
+    cancel_requested: bool
+
+
+class PathsIn(Strict):
+    paths: list[str] = Field(min_length=1, max_length=1000, description="files or folders (recursive) within "
+                             "MOESEARCH_INGEST_ROOTS")
+
+
+class FolderIn(Strict):
+    path: str = Field(min_length=1, max_length=MAX_TEXT, description="a folder or file within MOESEARCH_INGEST_ROOTS")
+
+
+class RemoveFolderIn(Strict):
+    path: str = Field(min_length=1, max_length=MAX_TEXT)
+    purge: bool = Field(False, description="also delete the folder's documents from the index")
+
+
+class RescanIn(Strict):
+    path: str | None = Field(None, min_length=1, max_length=MAX_TEXT, description="one synced folder (default: all)")
+
+
+class DeleteIn(Strict):
+    target: str = Field(min_length=1, max_length=MAX_TEXT, description="a doc_id, a path or a file name")
+
+
+class Deleted(BaseModel):
+    deleted: list[str]
+
+
+class ReindexIn(Strict):
+    force: bool = False
+    model: str | None = Field(None, min_length=1, max_length=MAX_TEXT,
+                              description="a model folder, a published NAME or NAME@VERSION (rollback)")
+
+
+class FolderOut(BaseModel):
+    path: str
+    added_at: str
+    last_sync: str | None
+    last_error: str | None
+    files: int
+    indexed: int
+    failed: int
+    skipped: int
+    failures: list[tuple[str, str]]
+    last_report: dict[str, Any] | None
+
+
+class FolderRemoved(BaseModel):
+    path: str
+    deleted: list[str]
+
+
+class Rescan(BaseModel):
+    requested: list[str]
