@@ -1,6 +1,6 @@
-"""PPTX -> one page per slide (python-pptx): the text of every shape (groups and tables included) in reading
-order, then the slide's speaker notes.  A shape (an odd table) or a slide that cannot be read is left out with a
-note."""
+"""PPTX -> one page per slide (python-pptx): the text of every shape (groups, tables and charts' titles,
+categories and series names included) in reading order, then the slide's speaker notes.  A shape (an odd table) or
+a slide that cannot be read is left out with a note."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def _shape_texts(shapes, number: int, notes: list[str]) -> list[str]:
         try:
             if isinstance(shape, GroupShape):
                 out += _shape_texts(shape.shapes, number, notes)
+            elif getattr(shape, "has_chart", False) and shape.has_chart:
+                out.append(_chart_text(shape.chart))
             elif getattr(shape, "has_table", False) and shape.has_table:
                 out += [" | ".join(cell.text.strip() for cell in row.cells) for row in shape.table.rows]
             elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
@@ -28,6 +30,17 @@ def _shape_texts(shapes, number: int, notes: list[str]) -> list[str]:
             notes.append(f"slide {number}: shape {getattr(shape, 'name', '?')!r} left out: it cannot be read "
                          f"({type(exc).__name__})")
     return [t for t in out if t.strip()]
+
+
+def _chart_text(chart) -> str:
+    """A chart's words: its title, then per plot its categories and series names (values are left out)."""
+    out = [chart.chart_title.text_frame.text] if chart.has_title and chart.chart_title.has_text_frame else []
+    for plot in chart.plots:
+        categories = [str(c) for c in plot.categories if str(c).strip()]
+        if categories:
+            out.append(", ".join(categories))
+        out += [series.name for series in plot.series if series.name and series.name.strip()]
+    return "\n".join(out)
 
 
 def load_pptx(data: bytes, limits: Limits) -> Extracted:

@@ -34,6 +34,22 @@ def xml_bomb_docx(paragraphs: int) -> bytes:
     return out.getvalue()
 
 
+def xml_bomb_pptx(paragraphs: int) -> bytes:
+    """A PPTX whose first slide holds ``paragraphs`` paragraphs (~50 bytes each, deflated ~400x): python-pptx parses
+    a slide into a tree of ~20x its XML (the DOCX reader streams, so a DOCX is no longer such a bomb)."""
+    from test_indexer_formats import PPTX, make_pptx
+
+    out = io.BytesIO()
+    body = b"<a:p><a:r><a:t>bomb text</a:t></a:r></a:p>" * paragraphs
+    with zipfile.ZipFile(io.BytesIO(make_pptx(PPTX))) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "ppt/slides/slide1.xml":
+                data = data.replace(b"<a:p>", body + b"<a:p>", 1)
+            dst.writestr(info.filename, data)
+    return out.getvalue()
+
+
 def deep_html(depth: int) -> bytes:
     return ("<div>" * depth + "the deepest anemone" + "</div>" * depth).encode()
 
@@ -78,8 +94,8 @@ def batch(make_settings, tiny_embedder, tmp_path):
 
 
 def test_memory_limit_stops_an_xml_bomb_and_the_reader_is_replaced(batch, tmp_path):
-    bomb = tmp_path / "bomb.docx"
-    bomb.write_bytes(xml_bomb_docx(2_000_000))  # 90 MB of XML in ~0.25 MB
+    bomb = tmp_path / "bomb.pptx"
+    bomb.write_bytes(xml_bomb_pptx(2_000_000))  # 90 MB of XML in ~0.25 MB
     assert bomb.stat().st_size < 1 << 20
     reader = Reader.shared()
     before = reader.started
