@@ -128,8 +128,8 @@ def _walk(folder: Path) -> list[Source]:
             path = Path(root) / name
             skip = None
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                skip = f"not a supported document type ({path.suffix or 'no extension'}); supported: " \
-                       + " ".join(sorted(SUPPORTED_SUFFIXES))
+                skip = (f"not a supported document type ({path.suffix or 'no extension'}); the "
+                        f"{len(SUPPORTED_SUFFIXES)} supported extensions are in README's formats table")
             found.append(Source(name, str(path.absolute()), fs_path=path, skip=skip))
     return found
 
