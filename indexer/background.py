@@ -57,7 +57,7 @@ class JobEmbedding:
     """How a serving process's jobs embed (``IndexerSettings``: MOESEARCH_INGEST_*)."""
 
     where: str = WORKER  # worker | in-process
-    nice: int = 10
+    nice: int = 5
     threads: int = 0  # 0: see job_threads
     idle_s: float = 300.0
 

@@ -124,8 +124,9 @@ class IndexerSettings(BaseSettings):
     ingest_embedding: IngestEmbedding = env("worker", "MOESEARCH_INGEST_EMBEDDING", "where an ingest or re-index "
                                             "started in the app embeds: worker = its own lower-priority process, so "
                                             "searches stay fast; in-process = the app's process (the old path)")
-    ingest_nice: int = env(10, "MOESEARCH_INGEST_NICE", "how much nicer (lower priority) than the app its ingest "
-                           "worker and file reader run (0 = the same priority)", ge=0, le=19)
+    ingest_nice: int = env(5, "MOESEARCH_INGEST_NICE", "how much nicer (lower priority) than the app its ingest "
+                           "worker and file reader run (0 = the same priority; 5: bench/search_during_ingest.py "
+                           "passes with both models, 10 starves the 12-layer model's ingest to 0.72x)", ge=0, le=19)
     ingest_threads: int = env(0, "MOESEARCH_INGEST_THREADS", "onnxruntime threads of the app's ingest worker (0 = "
                               "the cores less one from 5 cores up, else all: its lower priority gives them to "
                               "searches; 1 on 2 cores leaves one free but halves the ingest's embedding)", ge=0)
