@@ -4,9 +4,11 @@ the jobs of a process that serves searches) at a lower priority than that proces
 The indexer spawns two kinds of helper processes: embedding workers (``workers.py``) and the reader that extracts
 files under limits (``sandbox.py``).  A terminal sends Ctrl-C to the whole process group, so a child would get it
 too and print a ``KeyboardInterrupt`` traceback from wherever it was (often still importing); the parent is the
-one that cancels the run and stops its children.  An ignored signal stays ignored across ``exec``, and Python keeps
-an inherited ``SIG_IGN`` for SIGINT, so a child spawned inside ``sigint_ignored()`` ignores Ctrl-C from its first
-instruction; a handler installed by the child itself would leave a window while it imports.
+one that cancels the run and stops its children.  A child is therefore spawned inside ``sigint_held()``: SIGINT is
+blocked in the spawning thread, a blocked signal mask survives ``fork`` and ``exec``, so the child holds any Ctrl-C
+back from its first instruction until ``ignore_sigint()`` ignores it for good.  The parent's handler is never
+changed: a Ctrl-C that arrives meanwhile goes to another of its threads, or waits until the block ends, and is
+never lost (ignoring SIGINT in the parent for the spawn, as an earlier version did, dropped it).
 
 A serving process (the app) lowers its job children's priority from outside, as soon as each exists
 (``lower_priority``), so the searches it answers come first.  On Linux a niceness belongs to a thread: the child's
@@ -28,22 +30,27 @@ NICEST = 19  # the lowest priority there is
 
 
 @contextlib.contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while the block spawns children (only the main thread may change signal handlers: elsewhere
-    the block runs unchanged, and the child's own ``ignore_sigint()`` covers it once it has imported)."""
-    if threading.current_thread() is not threading.main_thread():
+def sigint_held() -> Iterator[None]:
+    """SIGINT blocked in this thread while the block spawns children: they start with it blocked (held back until
+    their ``ignore_sigint()``); for this process a Ctrl-C meanwhile is delivered, not dropped (see the module doc).
+    Where there are no signal masks (Windows) the block runs unchanged."""
+    if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if signal.SIGINT not in before:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a Ctrl-C held meanwhile arrives now
 
 
 def ignore_sigint() -> None:
-    """In a child: Ctrl-C is the parent's to handle (it cancels the run, then stops us)."""
+    """In a child: Ctrl-C is the parent's to handle (it cancels the run, then stops us).  A Ctrl-C held back since
+    the spawn (``sigint_held``) is dropped with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _exit_with(parent) -> None:

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .children import ignore_sigint, sigint_ignored, watch_parent
+from .children import ignore_sigint, sigint_held, watch_parent
 from .chunking import Chunk, iter_chunks
 from .loaders.base import Extracted, ExtractError, Limits
 
@@ -191,7 +191,7 @@ class Reader:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe(duplex=True)
         proc = ctx.Process(target=_serve, args=(child,), name="moesearch-reader", daemon=True)
-        with sigint_ignored():  # a Ctrl-C while the reader imports is the parent's, not a traceback of the child
+        with sigint_held():  # a Ctrl-C while the reader imports is the parent's, not a traceback of the child
             proc.start()
         child.close()
         self._proc, self._conn = proc, parent
@@ -234,9 +234,9 @@ class Reader:
             self._stop()
 
     def start(self) -> None:
-        """Start the reader now if it is not running (``read`` would start it on first use).  Call it on the main
-        thread before handing reads to another thread: only there can the child be spawned with Ctrl-C ignored
-        from its first instruction (``children.sigint_ignored``), so a Ctrl-C while it imports is not its traceback."""
+        """Start the reader now if it is not running (``read`` would start it on first use).  From any thread the
+        child is spawned holding Ctrl-C back from its first instruction (``children.sigint_held``), so a Ctrl-C
+        while it imports is not its traceback."""
         with self._lock:
             if self._proc is None or not self._proc.is_alive():
                 self._stop()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .children import ignore_sigint, lower_priority, sigint_ignored, watch_parent
+from .children import ignore_sigint, lower_priority, sigint_held, watch_parent
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class EmbedPool:
 
     def _start(self) -> ProcessPoolExecutor:
         context = _Spawn(self.spec.nice) if self.spec.nice else multiprocessing.get_context("spawn")
-        with sigint_ignored():  # every worker is spawned now, ignoring Ctrl-C from its first instruction
+        with sigint_held():  # every worker is spawned now, holding Ctrl-C back from its first instruction
             executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_init,
                                            initargs=(self.spec,))
             ready = [executor.submit(_ready) for _ in range(self.workers)]

@@ -1,6 +1,5 @@
-"""indexer/children.py: a child spawned inside ``sigint_ignored()`` survives a Ctrl-C sent before it could set its
-own handler.  Only the main thread can do that, so the one-process ingest starts its reader there, before its
-read-ahead thread reads the first file (``Reader.start``)."""
+"""indexer/children.py: a child spawned inside ``sigint_held()`` survives a Ctrl-C sent before it could set its
+own handler, from the main thread or any other, and a Ctrl-C that reaches the parent meanwhile is not lost."""
 
 from __future__ import annotations
 
@@ -10,16 +9,30 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from indexer.children import sigint_ignored
+import pytest
 
+from indexer.children import sigint_held
+
+ROOT = Path(__file__).resolve().parents[2]
 # The child sleeps with Python's default SIGINT handling: a SIGINT that reaches it raises KeyboardInterrupt (exit 1).
 CHILD = "import sys, time; print('up', flush=True); time.sleep(30)"
 
 
-def test_child_spawned_inside_sigint_ignored_survives_ctrl_c():
-    with sigint_ignored():
-        proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+def _spawn_held() -> subprocess.Popen:
+    with sigint_held():
+        return subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("thread", ["main", "other"])
+def test_child_spawned_inside_sigint_held_survives_ctrl_c(thread):
+    if thread == "main":
+        proc = _spawn_held()
+    else:
+        with ThreadPoolExecutor(1) as pool:
+            proc = pool.submit(_spawn_held).result()
     try:
         assert proc.stdout.readline().strip() == "up"
         os.kill(proc.pid, signal.SIGINT)
@@ -40,11 +53,32 @@ def test_without_it_the_child_takes_ctrl_c():
         proc.kill()
 
 
-def test_the_main_thread_gets_its_handler_back():
-    before = signal.getsignal(signal.SIGINT)
-    with sigint_ignored():
-        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    assert signal.getsignal(signal.SIGINT) == before
+def test_a_ctrl_c_during_the_spawn_reaches_the_parent_afterwards():
+    got: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        with sigint_held():
+            os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C lands while a child is being spawned
+            time.sleep(0.05)  # another thread may take it meanwhile; the main thread holds it until the block ends
+        for _ in range(100):  # the handler runs on the main thread's next bytecodes
+            if got:
+                break
+            time.sleep(0.01)
+        assert got == [signal.SIGINT], "the Ctrl-C was dropped"
+        assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())  # unblocked again
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_child_drops_the_held_ctrl_c_when_it_ignores_it():
+    code = ("import os, signal, sys, time; sys.path.insert(0, sys.argv[1]); from indexer.children import "
+            "ignore_sigint; os.kill(os.getpid(), signal.SIGINT); time.sleep(0.05); ignore_sigint(); "
+            "print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set()), "
+            "signal.getsignal(signal.SIGINT) == signal.SIG_IGN, flush=True)")
+    with sigint_held():
+        proc = subprocess.run([sys.executable, "-c", code, str(ROOT)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True"], proc.stdout  # not blocked any more, ignored
 
 
 class _Reader:
