@@ -14,7 +14,7 @@ from pathlib import PurePath
 
 from .formats import BY_KIND, claimed
 from .loaders.base import Extracted, ExtractError, Limits, OcrProgress, check_readable, garbage_ratio, normalize
-from .loaders.record import LoadInput
+from .loaders.record import TEXT, LoadInput
 from .sniff import ENCRYPTED, sniff
 
 __all__ = ["Extracted", "ExtractError", "Limits", "extract", "garbage_ratio", "normalize"]
@@ -49,7 +49,7 @@ def extract(data: bytes, name: str, limits: Limits | None = None, progress: OcrP
     if named is not None and fmt is not named:
         renamed = f"named {suffix} but the content is {found.description}"
         notes.append(f"{renamed}; indexed as such")
-    elif named is None:
+    elif named is None and (PurePath(name).suffix or fmt.kind != TEXT):  # README, Makefile: text, no note
         notes.append(f"unsupported extension {suffix}; the content is {found.description}, indexed as such")
     try:
         try:

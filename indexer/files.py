@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 from .extract import ExtractError
 from .formats import SUPPORTED_SUFFIXES
+from .sniff import ENCRYPTED, sniff
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Stored:
 
 
 MAX_NAME = 180  # characters of a stored upload name (the original is kept in the document's notes)
+SNIFF_BYTES = 8192  # the first bytes of a file without an extension that tell whether it is a document
 BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
@@ -89,6 +91,13 @@ class Source:
         path = Path(path).expanduser()
         return cls(path.name, str(path.absolute()), fs_path=path)
 
+    @classmethod
+    def in_folder(cls, path: str | os.PathLike) -> Source:
+        """A file found in a folder (an ingested or a synced one): skipped with the reason when it is not a
+        document (``not_a_document``); a file given by name is always read."""
+        path = Path(path).expanduser()
+        return cls(path.name, str(path.absolute()), fs_path=path, skip=not_a_document(path))
+
     @property
     def is_upload(self) -> bool:
         return self.stored is None and (self.fs_path is None or self.spooled_upload)
@@ -125,13 +134,27 @@ def _walk(folder: Path) -> list[Source]:
         for name in sorted(files):
             if name.startswith("."):
                 continue
-            path = Path(root) / name
-            skip = None
-            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                skip = (f"not a supported document type ({path.suffix or 'no extension'}); the "
-                        f"{len(SUPPORTED_SUFFIXES)} supported extensions are in README's formats table")
-            found.append(Source(name, str(path.absolute()), fs_path=path, skip=skip))
+            found.append(Source.in_folder(Path(root) / name))
     return found
+
+
+def not_a_document(path: Path) -> str | None:
+    """Why a file in a folder is not read (None: it is).  Its extension decides; a file without one (README,
+    LICENSE, Makefile) is read when its first bytes are text or a supported format's."""
+    if path.suffix.lower() in SUPPORTED_SUFFIXES:
+        return None
+    if path.suffix:
+        return (f"not a supported document type ({path.suffix}); the {len(SUPPORTED_SUFFIXES)} supported "
+                "extensions are in README's formats table")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except OSError:
+        return None  # reading it says why (read_source)
+    found = sniff(head)
+    if found.kind in ("binary", ENCRYPTED) and head:
+        return f"no extension, and the content is {found.description}, not a document"
+    return None
 
 
 def read_source(source: Source, max_bytes: int) -> bytes:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from embedder.settings import sha256
 
+from .files import Source
 from .results import IndexerError
 from .settings import IndexerSettings
 from .sync_state import DUPLICATE, FAILED, INDEXED, SKIPPED, FolderState, SyncReport, SyncState
@@ -359,7 +360,8 @@ class Syncer:
         return ingested, failed
 
     def _batch(self, folder: str, present, new: dict[str, str], paths: list[str]) -> tuple[int, int]:
-        report = self.pipeline.ingest([Path(p) for p in paths], cancel=self._stop, background=self.background)
+        sources = [Source.in_folder(p) for p in paths]  # what a folder ingest would skip is skipped, with why
+        report = self.pipeline.ingest(sources, cancel=self._stop, background=self.background)
         placed = self.pipeline.documents_by_id({f.doc_id for f in report.files if f.doc_id})
         ingested = failed = 0
         for f in report.files:

@@ -58,8 +58,12 @@ def test_text_markdown_html_docx():
 def test_type_comes_from_content_not_extension():
     got = extract(make_pdf(["A PDF named as text."]), "oops.txt")
     assert got.doc_type == "pdf" and any("named .txt" in n for n in got.notes)
-    got = extract(b"plain words", "README")
-    assert got.doc_type == "txt" and any("unsupported extension" in n for n in got.notes)
+    got = extract(b"plain words", "notes.xyz")
+    assert got.doc_type == "txt" and any("unsupported extension .xyz" in n for n in got.notes)
+    got = extract(b"plain words", "README")  # no extension, text: nothing to say
+    assert got.doc_type == "txt" and got.notes == ()
+    got = extract(make_pdf(["A PDF without an extension."]), "scan")
+    assert got.doc_type == "pdf" and any("(no extension)" in n for n in got.notes)
     assert sniff(make_docx(["x"])).kind == "docx"
     for text in (b"BMI and obesity in adults", b"MZ-1 trial results", b"ID3 tags", b"RIFF variants"):
         assert sniff(text).kind == "text", text  # printable signatures only count in binary data

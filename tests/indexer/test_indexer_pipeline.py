@@ -37,6 +37,24 @@ def _points(p):
     return sorted(r.id for r in scroll_all(p._active.collection, [Match("kind", ("chunk",))]))
 
 
+def test_files_without_an_extension_are_read_when_they_are_text(pipeline, tmp_path):
+    docs = tmp_path / "project"
+    docs.mkdir()
+    _write(docs, "README", sentences(8, 1, "glacier"))
+    _write(docs, "Makefile", "all:\n\tcc -o tool main.c\n")
+    _write(docs, "tool", b"\x7fELF\x02\x01\x01" + b"\x00" * 60)  # a compiled program
+    _write(docs, "scan", make_pdf(["Moraines are ridges of debris a glacier leaves."]))
+    _write(docs, "data.bin", b"plain words in an unknown format")
+    report = pipeline.ingest([docs])
+    by_name = {f.name: f for f in report.files}
+    assert {n: by_name[n].status for n in by_name} == {"README": "ok", "Makefile": "ok", "scan": "ok",
+                                                        "tool": "skipped", "data.bin": "skipped"}
+    assert "no extension, and the content is an ELF executable" in by_name["tool"].reason
+    assert "not a supported document type (.bin)" in by_name["data.bin"].reason
+    assert {d.source: d.doc_type for d in pipeline.documents()} == {"README": "txt", "Makefile": "txt", "scan": "pdf"}
+    assert pipeline.search("glacier sentence", k=1)[0].source == "README"
+
+
 def test_ingest_folder_search_and_list(pipeline, corpus):
     seen = []
     report = pipeline.ingest([corpus], progress=seen.append)

@@ -124,6 +124,18 @@ def test_a_bad_file_fails_alone_and_is_retried_only_when_it_changes(pipeline, sy
     assert str(bad) in by_path(pipeline) and synced_folders(syncer.settings)[0].failed == 0
 
 
+def test_what_a_folder_ingest_skips_is_skipped_not_failed(pipeline, syncer, folder):
+    (folder / "tool.exe").write_bytes(b"MZ\x90\x00" + b"\x00" * 50)
+    (folder / "tool").write_bytes(b"\x7fELF\x02\x01\x01" + b"\x00" * 60)
+    (folder / "README").write_text(text("moraines"))
+    syncer.add(folder)
+    report = syncer.sync(str(folder))
+    assert (report.ingested, report.failed) == (1, 0)
+    state = synced_folders(syncer.settings)[0]
+    assert (state.files, state.indexed, state.skipped, state.failed) == (3, 1, 2, 0)
+    assert str(folder / "README") in by_path(pipeline)
+
+
 def test_the_state_survives_a_restart_and_catches_up(pipeline, sync_settings, folder):
     keep, gone, moved = folder / "keep.txt", folder / "gone.txt", folder / "old-name.txt"
     for path, topic in ((keep, "mitochondria"), (gone, "comets"), (moved, "glaciers")):
