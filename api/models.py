@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from indexer import DocumentInfo, Hit
 
 Mode = Literal["hybrid", "dense", "keyword"]
 MAX_K = 1000  # the indexer's cap on hits per search (indexer.search.MAX_K)
@@ -16,23 +20,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class HitOut(BaseModel):
-    text: str
-    source: str
-    page: int
-    score: float
-    matched_terms: list[str]
-    doc_id: str
-    chunk_index: int
-    path: str
-    doc_type: str
-    char_start: int
-    char_end: int
-    ingested_at: str
-    id: str
-    ocr: bool
-    similarity: float | None = None
-    file_url: str = Field(description="the original's download link, at the hit's page (#page=N)")
+def mirror(name: str, record: type, doc: str, **extra) -> type[BaseModel]:
+    """The response model of an indexer record (a frozen dataclass): its fields and types, every one always sent,
+    plus ``extra`` (``name=(type, Field(...))``); a field added to the record reaches the API without a copy here."""
+    hints = typing.get_type_hints(record)
+    fields: dict[str, Any] = {f.name: (hints[f.name], ...) for f in dataclasses.fields(record)}
+    return create_model(name, __doc__=doc, **fields, **extra)
+
+
+HitOut = mirror("HitOut", Hit, "A passage found: one chunk of a document",
+                file_url=(str, Field(description="the original's download link, at the hit's page (#page=N)")))
 
 
 class DocumentGroup(BaseModel):
@@ -52,19 +49,8 @@ class SearchOut(BaseModel):
     documents: list[DocumentGroup] | None = Field(None, description="with group=true: the hits grouped by document")
 
 
-class DocumentOut(BaseModel):
-    doc_id: str
-    source: str
-    path: str
-    doc_type: str
-    pages: int
-    chunks: int
-    ingested_at: str
-    size_bytes: int
-    model_id: str
-    notes: list[str]
-    kept_copy: bool
-    file_url: str
+DocumentOut = mirror("DocumentOut", DocumentInfo, "An ingested document",
+                     file_url=(str, Field(description="the original's download link")))
 
 
 class DocumentList(BaseModel):

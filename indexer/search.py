@@ -4,6 +4,7 @@ and the documents nearest a document by their similarity vectors."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -16,6 +17,12 @@ from .schema import DOC_RECORDS, VISIBLE, IndexSpec, record_id
 from .store.base import DENSE, MODES, SIMILAR, Collection, Match, QuerySpec, Range, Record, SparseVec, scroll_all
 
 MAX_K = 1000
+# A contents entry: a title, a leader (written "…" by the loaders, ``loaders.base.LEADER``; dots in an index built
+# before that) and a page number.  A passage of such lines is a contents page (or an index of that shape).
+CONTENTS_ENTRY = re.compile(r"^\S.*?\s*(?:\u2026|(?:\.\s?){5,})\s*(?:\d+|[ivxlcdm]+)$", re.IGNORECASE)
+CONTENTS_MIN_ENTRIES = 3  # ... and at least this share of its lines:
+CONTENTS_MIN_SHARE = 0.4
+CONTENTS_LOOKAHEAD = 10  # hits fetched beyond k, among which a document's own section may be found
 
 
 def to_hit(record: Record, encoders: Encoders | None = None, query: SparseVec | None = None) -> Hit:
@@ -49,16 +56,44 @@ def run_search(collection: Collection, encoders: Encoders, query: str, k: int, f
         if mode == "keyword":
             return []
     dense = encoders.embed_query(query) if mode in ("hybrid", "dense") else None  # (D,)
-    spec = QuerySpec(limit=k, dense=dense, sparse=sparse, where=where, prefetch=max(prefetch, k), rrf_k=rrf_k,
-                     hnsw_ef=hnsw_ef)
+    limit = min(MAX_K, k + max(k, CONTENTS_LOOKAHEAD))
+    spec = QuerySpec(limit=limit, dense=dense, sparse=sparse, where=where, prefetch=max(prefetch, limit),
+                     rrf_k=rrf_k, hnsw_ef=hnsw_ef)
     terms = sparse if sparse is not None else encoders.sparse_query(query)
     records = collection.query(spec)
     hits = [to_hit(r, encoders, terms) for r in records]
-    if dense is None:
+    if sparse is None and dense is not None:  # dense search: the store's score is the cosine
+        hits = [replace(h, similarity=float(r.score)) for h, r in zip(hits, records, strict=True)]
+    hits = contents_last(hits)[:k]
+    if dense is None or sparse is None:
         return hits
-    if sparse is None:  # dense search: the store's score is the cosine
-        return [replace(h, similarity=float(r.score)) for h, r in zip(hits, records, strict=True)]
     return with_similarity(collection, hits, dense)
+
+
+def is_contents(text: str) -> bool:
+    """The passage is mostly contents entries ("2.5 Memory management … 5")."""
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    entries = sum(1 for line in lines if CONTENTS_ENTRY.match(line))
+    return entries >= CONTENTS_MIN_ENTRIES and entries >= CONTENTS_MIN_SHARE * len(lines)
+
+
+def contents_last(hits: Sequence[Hit]) -> list[Hit]:
+    """Each document's contents-page passages moved after its other passages: an entry points at its section, and
+    where the section is among the hits it is the passage to show (``bench/toc_passages.py``).  The documents keep
+    their places: a document's passages are reordered among the positions its hits held."""
+    places: dict[str, list[int]] = {}
+    for i, hit in enumerate(hits):
+        places.setdefault(hit.doc_id, []).append(i)
+    out = list(hits)
+    for positions in places.values():
+        mine = [hits[i] for i in positions]
+        flags = [is_contents(h.text) for h in mine]
+        if any(flags) and not all(flags):
+            ordered = [h for h, f in zip(mine, flags, strict=True) if not f] + \
+                      [h for h, f in zip(mine, flags, strict=True) if f]
+            for i, hit in zip(positions, ordered, strict=True):
+                out[i] = hit
+    return out
 
 
 def with_similarity(collection: Collection, hits: list[Hit], query: np.ndarray) -> list[Hit]:

@@ -83,9 +83,17 @@ class Limits:
             raise ExtractError(f"too many rows: more than {self.max_rows} (the cap is MOESEARCH_MAX_ROWS)")
 
 
+# Five or more dots (or middle dots, ellipses), spaced or not: a leader.  Printed as ". . . . ." it is ~2 tokens a
+# dot: a contents page's chunks were mostly dots, and each one's few titles made it the best passage for a search
+# for any of them (bench/toc_passages.py).
+LEADER = re.compile(r"[ \t]*(?:[.\u00b7\u2026\u2025\u22ef][ \t]*){5,}")
+
+
 def normalize(text: str) -> str:
-    """Unify newlines, drop NULs and trailing spaces, keep at most one blank line in a row."""
+    """Unify newlines, drop NULs and trailing spaces, keep at most one blank line in a row, and write a leader (the
+    dots between a title and its page number in a table of contents) as one "…" (``LEADER``)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").replace("\u00ad", "")
+    text = LEADER.sub(" \u2026 ", text)
     lines = [line.rstrip() for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from indexer_procs import children, gone
 from indexer_testfiles import sentences
 
 from indexer.pipeline import Pipeline
@@ -39,27 +40,6 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (Linux /proc; [] elsewhere)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
-def _gone(pid: int) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return True
-    return fields[0] == "Z"  # a zombie has exited
-
-
 def _run(args, kill_at=None):
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -71,7 +51,7 @@ def _run(args, kill_at=None):
             break
         parts = line.split()
         if kill_at and parts[0] == "EMBED" and int(parts[1]) == kill_at and 0 < int(parts[2]) < int(parts[3]):
-            proc.workers = _children(proc.pid)
+            proc.workers = children(proc.pid)
             os.kill(proc.pid, signal.SIGKILL)  # mid-document: some chunks written, no manifest yet
             killed = True
             break
@@ -106,9 +86,9 @@ def test_sigkill_mid_ingest_resumes_without_duplicates(make_settings, tiny_embed
     if workers > 1 and Path("/proc").is_dir():  # the embedding workers do not outlive a killed ingest
         assert proc.workers, "no worker processes were running"
         deadline = time.time() + 30
-        while not all(map(_gone, proc.workers)) and time.time() < deadline:
+        while not all(map(gone, proc.workers)) and time.time() < deadline:
             time.sleep(0.2)
-        assert all(map(_gone, proc.workers)), f"worker processes left running: {proc.workers}"
+        assert all(map(gone, proc.workers)), f"worker processes left running: {proc.workers}"
 
     listed, visible, points, stats = _state(settings, tiny_embedder)
     assert len(listed) == 2  # files 0 and 1 finished; file 2 was cut mid-way

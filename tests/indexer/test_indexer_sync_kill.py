@@ -11,6 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from indexer_procs import children, gone
+
 from embedder.settings import sha256
 from indexer import IndexerSettings, Pipeline, Syncer
 from indexer.sync import BATCH_FILES
@@ -29,27 +31,6 @@ CHILD = textwrap.dedent("""
         syncer.add(sys.argv[1])
         print("REPORT", syncer.sync(sys.argv[1]), flush=True)
 """)
-
-
-def _descendants(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (Linux /proc; [] elsewhere): the killed sync's file readers."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
-def _gone(pid: int) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return True
-    return fields[0] == "Z"
 
 
 def test_sigkill_during_a_sync_then_restart_loses_nothing_and_doubles_nothing(data_dir, tiny_model_dir,
@@ -77,7 +58,7 @@ def test_sigkill_during_a_sync_then_restart_loses_nothing_and_doubles_nothing(da
             time.sleep(0.02)  # polling another process's committed state
         assert proc.poll() is None, f"the sync ended before the kill: {proc.communicate()}"
         assert BATCH_FILES <= indexed < FILES, indexed
-        readers = _descendants(proc.pid)
+        readers = children(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -90,7 +71,7 @@ def test_sigkill_during_a_sync_then_restart_loses_nothing_and_doubles_nothing(da
         except ProcessLookupError:
             pass
     end = time.monotonic() + 30
-    while any(not _gone(pid) for pid in readers) and time.monotonic() < end:
+    while any(not gone(pid) for pid in readers) and time.monotonic() < end:
         time.sleep(0.02)  # polling /proc: they are not this process's children, so there is nothing to wait on
 
     with Pipeline(settings, embedder=tiny_embedder) as pipeline:
