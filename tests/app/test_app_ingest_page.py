@@ -105,21 +105,27 @@ def test_bad_uploads_fail_alone_and_good_ones_are_ingested(app_env, monkeypatch,
     assert _report(at)["kestrel-notes.txt"][0] == "skipped (duplicate)"
 
 
-def test_folder_ingest_delete_and_reindex(app_env, monkeypatch, admin_hash):
+def test_folder_ingest_delete_and_reindex(app_env, monkeypatch, admin_hash, tmp_path):
     import os
+    import shutil
 
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for path in sample_files():
+        shutil.copy(path, folder)
+    (folder / "setup.exe").write_bytes(b"MZ\x90\x00" + b"\x00" * 60)
     monkeypatch.setenv(ENV_VAR, admin_hash)
-    monkeypatch.setenv("MOESEARCH_INGEST_ROOTS", f"{SAMPLE_DIR}{os.pathsep}/no")
+    monkeypatch.setenv("MOESEARCH_INGEST_ROOTS", f"{folder}{os.pathsep}/no")
     at = sign_in(open_page(INGEST))
     at.text_input(key="folder").set_value("/no/such/folder").run()
     at.button(key="ingest-folder").click().run()
     assert "There is no file or folder '/no/such/folder'" in texts(at.error)
 
-    at.text_input(key="folder").set_value(str(SAMPLE_DIR)).run()
+    at.text_input(key="folder").set_value(str(folder)).run()
     finish_job(at.button(key="ingest-folder").click().run())
     report = _report(at)
     assert all(report[p.name][0] == "ok" for p in sample_files())
-    assert report["NOTICE"][0] == "skipped"  # not a document type: reported, not silently ignored
+    assert report["setup.exe"][0] == "skipped"  # not a document type: reported, not silently ignored
     assert "Documents (6)" in texts(at.markdown)
 
     docs = {d.source: d.doc_id for d in get_service().pipeline.documents()}
