@@ -37,6 +37,11 @@ def sigint_held() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
+    # multiprocessing's resource tracker, started by the first spawn of a process, unblocks SIGINT in the spawning
+    # thread once it is up: started first, outside the block, it cannot undo it
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield

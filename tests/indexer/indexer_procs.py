@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+
+
+def send_sigint_blocked(conn) -> None:
+    """In a child: tell the parent whether SIGINT is blocked in it (as ``children.sigint_held`` spawns it)."""
+    conn.send(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set()))
 
 
 def children(pid: int) -> list[int]:

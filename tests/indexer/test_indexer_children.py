@@ -53,6 +53,33 @@ def test_without_it_the_child_takes_ctrl_c():
         proc.kill()
 
 
+SPAWN = """
+import multiprocessing, sys
+sys.path[:0] = sys.argv[1:3]
+from indexer.children import sigint_held
+from indexer_procs import send_sigint_blocked
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(2):  # the first spawn starts multiprocessing's resource tracker, which unblocks SIGINT after it
+        ours, theirs = ctx.Pipe()
+        with sigint_held():
+            child = ctx.Process(target=send_sigint_blocked, args=(theirs,))
+            child.start()
+        print(ours.recv(), flush=True)
+        child.join()
+"""
+
+
+def test_a_multiprocessing_child_starts_with_ctrl_c_held_even_the_first_one(tmp_path):
+    script = tmp_path / "spawn_two.py"
+    script.write_text(SPAWN)
+    proc = subprocess.run([sys.executable, str(script), str(ROOT), str(ROOT / "tests" / "indexer")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True"], proc.stdout
+
+
 def test_a_ctrl_c_during_the_spawn_reaches_the_parent_afterwards():
     got: list[int] = []
     before = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
