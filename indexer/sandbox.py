@@ -13,8 +13,10 @@ watches it:
   counted in the reader as chunks are planned, so an oversized file stops early.
 
 A file over a limit fails alone with an ``ExtractError`` naming the limit; the reader is killed and a fresh one
-started for the next file.  ``cancel`` (an ``threading.Event``) stops the file being read at once
-(``Cancelled``).  OCR progress (pages done / pages to read) comes back as it happens.
+started for the next file.  The memory a process keeps after a large file would count against the next one, so an
+idle reader that earlier files left larger by more than ``FRESH_SHARE`` of the next file's limit is replaced
+first.  ``cancel`` (an ``threading.Event``) stops the file being read at once (``Cancelled``).  OCR progress
+(pages done / pages to read) comes back as it happens.
 
 Readers are kept between files and ingests (``Reader.shared()``: one per process, used by one file at a time), so
 the ~0.5 s start of a Python process is paid once.  Nothing here touches the store.
@@ -42,6 +44,8 @@ POLL = 0.02  # seconds between two looks at the reader's memory
 AS_FACTOR = 4  # RLIMIT_AS (address space) = this x the memory limit, a backstop only (see the module doc)
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 START_TIMEOUT = 120.0  # seconds for a reader process to start
+FRESH_SHARE = 0.5  # an idle reader that earlier files left this share of a file's memory limit larger (than it
+# was once started) is replaced before it reads the file
 Progress = Callable[[int, int], None]
 
 
@@ -173,6 +177,7 @@ class Reader:
         self._conn = None
         self.peak_rss = 0  # bytes: the largest resident size seen while reading the last file
         self.started = 0  # processes started (tests: a worker was replaced)
+        self.base_rss = 0  # bytes: the resident size of the running reader once it was ready, before any file
 
     @classmethod
     def shared(cls) -> Reader:
@@ -198,6 +203,7 @@ class Reader:
         self.started += 1
         try:  # the time budget of a file starts once the reader is up (a Python start is ~0.5 s)
             if parent.poll(START_TIMEOUT) and parent.recv() == ("ready",):
+                self.base_rss = rss_bytes(proc.pid) or 0
                 return
         except (EOFError, OSError):
             pass
@@ -249,7 +255,7 @@ class Reader:
         with self._lock:
             self.peak_rss = 0
             for attempt in (1, 2):  # a reader that died idle (killed from outside) is replaced once
-                if self._proc is None or not self._proc.is_alive():
+                if self._proc is None or not self._proc.is_alive() or self._bloated(caps):
                     self._stop()
                     self._start()  # raises ExtractError if it cannot
                 try:
@@ -260,6 +266,12 @@ class Reader:
                     if attempt == 2:
                         raise ExtractError("the reader process could not be started") from None
             return self._watch(caps, progress, cancel)
+
+    def _bloated(self, caps: FileCaps) -> bool:
+        """Earlier files left more than ``FRESH_SHARE`` of this file's memory limit in the idle reader (beyond what it
+        held once started): that memory is not this file's, so a fresh reader reads it."""
+        rss = rss_bytes(self._proc.pid)
+        return rss is not None and rss - self.base_rss > FRESH_SHARE * caps.memory_mb * 2**20
 
     def _watch(self, caps: FileCaps, progress: Progress | None, cancel: threading.Event | None):
         deadline = time.monotonic() + caps.seconds

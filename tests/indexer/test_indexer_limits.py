@@ -15,7 +15,7 @@ from indexer_testfiles import make_docx, sentences
 from indexer.chunking import SEGMENT_CHARS, iter_chunks, rebuild_page, segments
 from indexer.loaders.html import read_html
 from indexer.pipeline import Pipeline
-from indexer.sandbox import Cancelled, ChunkPlan, FileCaps, Reader
+from indexer.sandbox import FRESH_SHARE, Cancelled, ChunkPlan, FileCaps, Reader, rss_bytes
 from indexer.settings import IndexerSettings
 
 
@@ -162,6 +162,29 @@ def test_a_big_text_is_read_in_bounded_memory(tiny_model_dir):
                         _plan(tiny_model_dir))
         assert time.perf_counter() - t0 < 60
         assert reader.peak_rss < 1024 * 2**20, reader.peak_rss
+    finally:
+        reader.close()
+
+
+def test_a_reader_left_large_by_one_file_is_replaced_before_a_lower_limit(tiny_model_dir):
+    """The memory an earlier, larger file left in the reader is not the next file's: an idle reader over
+    ``FRESH_SHARE`` of the next file's limit is replaced first (a small file once failed "over the memory limit");
+    a fresh one is not replaced, however low the limit."""
+    reader = Reader()
+    try:
+        caps = FileCaps.from_settings(IndexerSettings(max_xml_mb=1000, max_unzipped_mb=1000))
+        reader.read(xml_bomb_pptx(300_000), "big.pptx", caps, _plan(tiny_model_dir))  # 13 MB of slide XML
+        left_mb = (rss_bytes(reader.pid) - reader.base_rss) / 2**20  # what the big file left in it (~200 MB)
+        limit_mb = int(left_mb / FRESH_SHARE) - 10  # what it left is more than FRESH_SHARE of this limit
+        assert limit_mb >= 150, left_mb  # room for a fresh reader to read a small file
+        small = FileCaps.from_settings(IndexerSettings(file_memory_mb=limit_mb))
+        started = reader.started
+        _, chunks = reader.read(sentences(6, 8, "narwhal").encode(), "small.txt", small, _plan(tiny_model_dir))
+        assert chunks and reader.started == started + 1
+        reader.read(sentences(6, 9, "okapi").encode(), "small2.txt", small, _plan(tiny_model_dir))
+        low = FileCaps.from_settings(IndexerSettings(file_memory_mb=int(2 * reader.base_rss / 2**20) + 20))
+        reader.read(sentences(6, 10, "ibis").encode(), "small3.txt", low, _plan(tiny_model_dir))
+        assert reader.started == started + 1  # a reader small files leave small is kept
     finally:
         reader.close()
 
