@@ -10,6 +10,10 @@ back from its first instruction until ``ignore_sigint()`` ignores it for good.  
 changed: a Ctrl-C that arrives meanwhile goes to another of its threads, or waits until the block ends, and is
 never lost (ignoring SIGINT in the parent for the spawn, as an earlier version did, dropped it).
 
+Children are started with multiprocessing's ``spawn``, which re-runs the parent's main script in each child as
+``__mp_main__``: a program that embeds the indexer builds itself only under ``if __name__ == "__main__"`` (the
+app's Streamlit script does, ``app/main.py``), or each reader and worker builds it again.
+
 A serving process (the app) lowers its job children's priority from outside, as soon as each exists
 (``lower_priority``), so the searches it answers come first.  On Linux a niceness belongs to a thread: the child's
 main thread is changed, and every thread it starts later (onnxruntime's pool) inherits it.
