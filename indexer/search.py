@@ -61,10 +61,10 @@ def run_search(collection: Collection, encoders: Encoders, query: str, k: int, f
                      rrf_k=rrf_k, hnsw_ef=hnsw_ef)
     terms = sparse if sparse is not None else encoders.sparse_query(query)
     records = collection.query(spec)
-    hits = [to_hit(r, encoders, terms) for r in records]
+    hits = [to_hit(r) for r in records]
     if sparse is None and dense is not None:  # dense search: the store's score is the cosine
         hits = [replace(h, similarity=float(r.score)) for h, r in zip(hits, records, strict=True)]
-    hits = contents_last(hits)[:k]
+    hits = [replace(h, matched_terms=encoders.bm25.matched_terms(terms, h.text)) for h in contents_last(hits)[:k]]
     if dense is None or sparse is None:
         return hits
     return with_similarity(collection, hits, dense)
@@ -72,6 +72,8 @@ def run_search(collection: Collection, encoders: Encoders, query: str, k: int, f
 
 def is_contents(text: str) -> bool:
     """The passage is mostly contents entries ("2.5 Memory management … 5")."""
+    if "\u2026" not in text and "....." not in text and ". . . . ." not in text:
+        return False  # no leader at all (most passages): no line to look at
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     entries = sum(1 for line in lines if CONTENTS_ENTRY.match(line))
     return entries >= CONTENTS_MIN_ENTRIES and entries >= CONTENTS_MIN_SHARE * len(lines)
