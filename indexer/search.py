@@ -56,7 +56,7 @@ def run_search(collection: Collection, encoders: Encoders, query: str, k: int, f
         if mode == "keyword":
             return []
     dense = encoders.embed_query(query) if mode in ("hybrid", "dense") else None  # (D,)
-    limit = min(MAX_K, k + max(k, CONTENTS_LOOKAHEAD))
+    limit = min(MAX_K, k + CONTENTS_LOOKAHEAD)  # (a fixed lookahead: a search for many hits costs no more)
     spec = QuerySpec(limit=limit, dense=dense, sparse=sparse, where=where, prefetch=max(prefetch, limit),
                      rrf_k=rrf_k, hnsw_ef=hnsw_ef)
     terms = sparse if sparse is not None else encoders.sparse_query(query)
