@@ -13,9 +13,18 @@ from pathlib import Path
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_corpus"
 SUFFIXES = (".txt", ".md", ".pdf")
 PDF_NAME = "bill-of-rights.pdf"
-# Queries that show off the sample corpus on an empty search page.
-EXAMPLES = ("government of the people", "freedom of speech", "why go to sea", "endless forms most beautiful",
-            "unreasonable searches and seizures")
+# Queries that show off the sample corpus on an empty search page, two of them in other languages than the
+# (English) documents: the default model is multilingual. Each one's file, found first by the default model
+# (tests/embedder/test_default_model.py, `pytest -m slow`).
+EXAMPLE_FILES = {
+    "four score and seven years ago": "gettysburg-address.txt",
+    "freedom of speech": "bill-of-rights.pdf",
+    "why go to sea": "moby-dick-loomings.md",
+    "Où vivait Thoreau ?": "walden-where-i-lived.txt",
+    "自然选择": "origin-of-species-conclusion.txt",
+    "unreasonable searches and seizures": "bill-of-rights.pdf",
+}
+EXAMPLES = tuple(EXAMPLE_FILES)
 
 PREAMBLE = (
     "We the People of the United States, in Order to form a more perfect Union, establish Justice, insure "

@@ -72,3 +72,22 @@ def test_default_onnx_matches_torch(default_prepared):
     ref = torch.nn.functional.normalize(ref.float(), dim=-1).numpy()
     cos = (got * ref).sum(-1)
     assert got.shape == (4, 384) and np.all(cos > 0.99), cos
+
+
+@pytest.mark.slow  # the default model's export (the fixture above) and an ingest of the sample corpus
+def test_every_sample_example_finds_its_file_as_a_good_match(default_prepared, tmp_path):
+    """The "Try" queries of the first-run page (English and not) find their file first, above the model's "no good
+    match" threshold: what a new user clicks first must not say there is nothing."""
+    from app.sample import EXAMPLE_FILES, sample_files
+    from indexer import IndexerSettings, Pipeline, Source, calibration_for, good_match
+
+    settings = IndexerSettings.from_env(data_dir=tmp_path / "data", model_dir=default_prepared, backend="edge",
+                                        qdrant_url=None)
+    with Pipeline(settings) as p:
+        assert p.ingest([Source.file(f) for f in sample_files()]).ok == len(sample_files())
+        cal = calibration_for(p.stats().model_id)
+        assert cal is not None
+        for query, name in EXAMPLE_FILES.items():
+            hits = p.search(query, k=5)
+            assert hits[0].source == name, (query, [(h.source, h.similarity) for h in hits])
+            assert good_match([h.similarity for h in hits], cal), (query, hits[0].similarity, cal.no_match)
