@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from indexer import DocumentInfo, Hit
+from indexer import DocumentInfo, Hit, Relevance
 
 Mode = Literal["hybrid", "dense", "keyword"]
 MAX_K = 1000  # the indexer's cap on hits per search (indexer.search.MAX_K)
@@ -28,8 +28,12 @@ def mirror(name: str, record: type, doc: str, **extra) -> type[BaseModel]:
     return create_model(name, __doc__=doc, **fields, **extra)
 
 
+RelevanceOut = mirror("RelevanceOut", Relevance, "How good a match a hit is, as the search page labels it: level "
+                      "strong | good | weak (below the model's 'no good match' threshold) | unknown (a model never "
+                      "calibrated: the label is the cosine) | keyword (a keyword search: the label says words matched)")
 HitOut = mirror("HitOut", Hit, "A passage found: one chunk of a document",
-                file_url=(str, Field(description="the original's download link, at the hit's page (#page=N)")))
+                file_url=(str, Field(description="the original's download link, at the hit's page (#page=N)")),
+                relevance=(RelevanceOut, Field(description="the hit's relevance label, from its dense similarity")))
 
 
 class DocumentGroup(BaseModel):
@@ -45,6 +49,12 @@ class SearchOut(BaseModel):
     mode: Mode
     k: int
     took_ms: float
+    good_match: bool = Field(description="false when the best hit's dense similarity is below the model's calibrated "
+                             "'no good match' threshold: the hits are then no closer to the query than nonsense gets "
+                             "(the search page shows 'No good match'); always true for keyword searches, a model "
+                             "never calibrated, and no hits")
+    no_match_below: float | None = Field(description="that threshold (MOESEARCH_MIN_SIMILARITY replaces it); null "
+                                         "when the model was never calibrated")
     hits: list[HitOut]
     documents: list[DocumentGroup] | None = Field(None, description="with group=true: the hits grouped by document")
 

@@ -12,7 +12,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
-from indexer import DocumentInfo, Hit, IndexerError, SearchFilters, group_by_document
+from indexer import (
+    Calibration,
+    DocumentInfo,
+    Hit,
+    IndexerError,
+    SearchFilters,
+    calibration_for,
+    good_match,
+    group_by_document,
+    relevance_label,
+)
 
 from .auth import has_token, reader
 from .errors import ApiError, responses
@@ -51,18 +61,20 @@ def file_url(request: Request, doc_id: str, page: int | None = None) -> str:
     return f"{_base(request)}/documents/{doc_id}/file" + (f"#page={page}" if page and page > 1 else "")
 
 
-def hit_out(request: Request, hit: Hit) -> HitOut:
-    return HitOut(**dataclasses.asdict(hit), file_url=file_url(request, hit.doc_id, hit.page))
+def hit_out(request: Request, hit: Hit, cal: Calibration | None) -> HitOut:
+    relevance = relevance_label(hit.similarity, cal, hit.score)
+    return HitOut(**dataclasses.asdict(hit), file_url=file_url(request, hit.doc_id, hit.page),
+                  relevance=dataclasses.asdict(relevance))
 
 
 def document_out(request: Request, doc: DocumentInfo) -> DocumentOut:
     return DocumentOut(**dataclasses.asdict(doc), file_url=file_url(request, doc.doc_id))
 
 
-def grouped(request: Request, hits: list[Hit], passages: int) -> list[DocumentGroup]:
+def grouped(request: Request, hits: list[Hit], passages: int, cal: Calibration | None) -> list[DocumentGroup]:
     """One entry per document in the order of its best hit, with its best ``passages`` hits."""
     return [DocumentGroup(doc_id=g.doc_id, source=g.source, doc_type=g.doc_type, matched=g.matched,
-                          hits=[hit_out(request, h) for h in g.hits]) for g in group_by_document(hits, passages)]
+                          hits=[hit_out(request, h, cal) for h in g.hits]) for g in group_by_document(hits, passages)]
 
 
 @probes.get("/health", response_model=Health, summary="liveness: the process answers (always open)")
@@ -99,10 +111,16 @@ def search(request: Request,
         raise ApiError("bad_request", "the query is empty")
     filters = SearchFilters(tuple(source), tuple(doc_type), ingested_from or None, ingested_to or None)
     t0 = time.perf_counter()
-    hits = _runtime(request).pipeline.search(q, k=k, filters=filters, mode=mode)
+    pipeline = _runtime(request).pipeline
+    hits = pipeline.search(q, k=k, filters=filters, mode=mode)
     took = (time.perf_counter() - t0) * 1000
-    return SearchOut(query=q, mode=mode, k=k, took_ms=round(took, 3), hits=[hit_out(request, h) for h in hits],
-                     documents=grouped(request, hits, passages) if group else None)
+    # the serving model's levels, as the search page judges them (indexer/relevance.py)
+    cal = calibration_for(pipeline.model_info().model_id, pipeline.settings.min_similarity)
+    return SearchOut(query=q, mode=mode, k=k, took_ms=round(took, 3),
+                     good_match=good_match([h.similarity for h in hits], cal),
+                     no_match_below=cal.no_match if cal is not None else None,
+                     hits=[hit_out(request, h, cal) for h in hits],
+                     documents=grouped(request, hits, passages, cal) if group else None)
 
 
 @router.get("/documents", response_model=DocumentList, summary="the indexed documents, by file name")
