@@ -111,11 +111,12 @@ def data_folder_gate() -> None:
     import streamlit as st
 
     from app.auth import is_admin, is_local
-    from app.service import get_service
+    from app.service import get_service, opening
     from app.snippets import md_escape
 
     try:
-        get_service()
+        with opening():
+            get_service()
         return
     except Exception as exc:
         try:

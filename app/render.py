@@ -13,7 +13,7 @@ import streamlit as st
 from indexer import Calibration, DocumentInfo, Hit, IngestReport, StoreLockedError, relevance_label
 
 from . import charts
-from .service import Service, get_service
+from .service import Service, get_service, opening
 from .snippets import (
     CSS,
     card_header_html,
@@ -46,7 +46,8 @@ def key_values(rows: dict) -> None:
 def service_or_stop() -> Service:
     """The shared service; on failure an explanation (never a traceback) and the page stops."""
     try:
-        return get_service()
+        with opening():
+            return get_service()
     except StoreLockedError as exc:
         st.error(f"The index is in use by another process.\n\n{exc}")
     except FileNotFoundError as exc:

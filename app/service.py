@@ -285,7 +285,9 @@ def _release(service: Service) -> None:
     service.close()
 
 
-@st.cache_resource(show_spinner="Loading the model and opening the index...", on_release=_release)
+# No spinner here: the server opens the service at start from a thread of its own (api.Runtime), where a spinner
+# has no page to go to (Streamlit warns "missing ScriptRunContext"); pages open it under `opening()`.
+@st.cache_resource(show_spinner=False, on_release=_release)
 def _open(key: str, _settings: IndexerSettings) -> Service:
     log.info("opening the pipeline (%s)", key[:12])
     return Service(_settings)
@@ -295,3 +297,8 @@ def get_service() -> Service:
     """The process-wide Service for the current settings (environment), created on first use."""
     settings = IndexerSettings.from_env()
     return _open(settings_key(settings), settings)
+
+
+def opening():
+    """What a page shows while it waits for the service (the model loading): a spinner, after half a second."""
+    return st.spinner("Loading the model and opening the index...")
