@@ -20,11 +20,13 @@ router logits) is asked of the mode's strategy object (`embedder.modes`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import onnx
@@ -133,7 +135,42 @@ def input_names(model: MoeBertModel) -> list[str]:
     return ["input_ids", "attention_mask", *model.config.routing_inputs]
 
 
+# What the export toolchain prints on every run that says nothing about this export (`prepare` on a fresh clone
+# printed ~20 such lines): torch's registry of torchvision ops we do not use, its note that the two dynamic axes
+# share a constraint, a deprecation inside torch.export, and the quantizer's advice on image-model pre-processing.
+QUIET_LOGS = ("torchvision is not installed", "Please consider to run pre-processing before quantization")
+QUIET_WARNINGS = ((UserWarning, r"# The axis name: \w+ will not be used"),
+                  (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"))
+
+
+class _Quiet(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(QUIET_LOGS)
+
+
+@contextlib.contextmanager
+def quiet_toolchain():
+    """Drop ``QUIET_LOGS`` / ``QUIET_WARNINGS`` while exporting; every other warning still shows."""
+    loggers = [logging.getLogger(), logging.getLogger("torch.onnx._internal.exporter._registration")]
+    noise = _Quiet()
+    with warnings.catch_warnings():
+        for category, message in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        for logger in loggers:
+            logger.addFilter(noise)
+        try:
+            yield
+        finally:
+            for logger in loggers:
+                logger.removeFilter(noise)
+
+
 def to_onnx(model: MoeBertModel, variant: str, path: Path) -> Path:
+    with quiet_toolchain():
+        return _to_onnx(model, variant, path)
+
+
+def _to_onnx(model: MoeBertModel, variant: str, path: Path) -> Path:
     m = prepare(model, variant)
     ids = torch.randint(1000, 2000, (2, 9))
     mask = torch.ones_like(ids)
@@ -169,9 +206,10 @@ def cpu_int8(src: Path, dst: Path) -> None:
         proto = onnx.load(opts.optimized_model_filepath)
         del proto.graph.value_info[:]  # stale shape info from the dynamo export breaks the quantizer
         onnx.save(proto, opts.optimized_model_filepath)
-        quantize_dynamic(opts.optimized_model_filepath, str(dst), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Attention"], per_channel=True,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        with quiet_toolchain():
+            quantize_dynamic(opts.optimized_model_filepath, str(dst), weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul", "Attention"], per_channel=True,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def weights_sha256(model_dir: Path) -> str:

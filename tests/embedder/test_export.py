@@ -207,3 +207,24 @@ def test_gelu_choice_bounds_the_fused_difference(tiny_dense_dir, tmp_path, activ
     got = session.run(["last_hidden_state"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
     valid = mask.numpy().astype(bool)
     assert np.abs(ref[valid] - got[valid]).max() <= max_diff
+
+
+def test_export_drops_the_toolchains_known_noise_only(tiny_torch, tmp_path, caplog):
+    """`prepare` on a fresh clone printed ~20 lines of torch / quantizer chatter per model that say nothing about
+    the export (QUIET_LOGS, QUIET_WARNINGS); they are dropped while exporting, other warnings are not."""
+    import logging
+    import warnings
+
+    from embedder.export import GATHER, QUIET_LOGS, cpu_int8, quiet_toolchain, to_onnx
+
+    with warnings.catch_warnings(record=True) as seen, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        cpu_int8(to_onnx(tiny_torch, GATHER, tmp_path / "gather.onnx"), tmp_path / "int8.onnx")
+        with quiet_toolchain():
+            warnings.warn("something else", UserWarning, stacklevel=1)
+            logging.getLogger().warning("another message")
+    messages = [str(w.message) for w in seen]
+    assert not [m for m in messages if "will not be used" in m or "LeafSpec" in m], messages
+    assert not [r for r in caplog.records if r.getMessage().startswith(QUIET_LOGS)]
+    assert "something else" in messages and "another message" in caplog.messages
+    assert (tmp_path / "int8.onnx").stat().st_size > 0
