@@ -61,8 +61,8 @@ def file_url(request: Request, doc_id: str, page: int | None = None) -> str:
     return f"{_base(request)}/documents/{doc_id}/file" + (f"#page={page}" if page and page > 1 else "")
 
 
-def hit_out(request: Request, hit: Hit, cal: Calibration | None) -> HitOut:
-    relevance = relevance_label(hit.similarity, cal, hit.score)
+def hit_out(request: Request, hit: Hit, cal: Calibration | None, best: float | None) -> HitOut:
+    relevance = relevance_label(hit.similarity, cal, hit.score, best)
     return HitOut(**dataclasses.asdict(hit), file_url=file_url(request, hit.doc_id, hit.page),
                   relevance=dataclasses.asdict(relevance))
 
@@ -71,10 +71,12 @@ def document_out(request: Request, doc: DocumentInfo) -> DocumentOut:
     return DocumentOut(**dataclasses.asdict(doc), file_url=file_url(request, doc.doc_id))
 
 
-def grouped(request: Request, hits: list[Hit], passages: int, cal: Calibration | None) -> list[DocumentGroup]:
+def grouped(request: Request, hits: list[Hit], passages: int, cal: Calibration | None,
+            best: float | None) -> list[DocumentGroup]:
     """One entry per document in the order of its best hit, with its best ``passages`` hits."""
     return [DocumentGroup(doc_id=g.doc_id, source=g.source, doc_type=g.doc_type, matched=g.matched,
-                          hits=[hit_out(request, h, cal) for h in g.hits]) for g in group_by_document(hits, passages)]
+                          hits=[hit_out(request, h, cal, best) for h in g.hits])
+            for g in group_by_document(hits, passages)]
 
 
 @probes.get("/health", response_model=Health, summary="liveness: the process answers (always open)")
@@ -116,11 +118,12 @@ def search(request: Request,
     took = (time.perf_counter() - t0) * 1000
     # the serving model's levels, as the search page judges them (indexer/relevance.py)
     cal = calibration_for(pipeline.model_info().model_id, pipeline.settings.min_similarity)
+    best = max((h.similarity for h in hits if h.similarity is not None), default=None)
     return SearchOut(query=q, mode=mode, k=k, took_ms=round(took, 3),
                      good_match=good_match([h.similarity for h in hits], cal),
                      no_match_below=cal.no_match if cal is not None else None,
-                     hits=[hit_out(request, h, cal) for h in hits],
-                     documents=grouped(request, hits, passages, cal) if group else None)
+                     hits=[hit_out(request, h, cal, best) for h in hits],
+                     documents=grouped(request, hits, passages, cal, best) if group else None)
 
 
 @router.get("/documents", response_model=DocumentList, summary="the indexed documents, by file name")

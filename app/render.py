@@ -146,13 +146,14 @@ def ocr_badge(header: str, ocr: bool) -> str:
 
 
 def result_card(service: Service, rank: int, passages: Sequence[Hit], matched: int, query: str,
-                doc: DocumentInfo | None, cal: Calibration | None) -> None:
-    """One document: its best passages (best first; the header names the first's place and relevance), how many
-    more of its passages matched, and the document's actions (the surrounding text is the best passage's)."""
+                doc: DocumentInfo | None, cal: Calibration | None, best: float | None) -> None:
+    """One document: its best passages (best first; the header names the first's place and relevance, ``best``
+    being the search's best dense cosine), how many more of its passages matched, and the document's actions (the
+    surrounding text is the best passage's)."""
     hit = passages[0]
     pages = doc.pages if doc else None
     with st.container(border=True, key=f"hit-{rank}"):
-        rel = relevance_label(hit.similarity, cal, hit.score)
+        rel = relevance_label(hit.similarity, cal, hit.score, best)
         st.html(ocr_badge(card_header_html(rank, hit.source, hit.page, pages, hit.doc_type, rel),
                           any(h.ocr for h in passages)))
         st.html(passages_html([(where_label(h.page, pages, h.doc_type), h.text, h.matched_terms) for h in passages],

@@ -55,16 +55,22 @@ def calibration_for(model_id: str, min_similarity: float | None = None) -> Calib
     return Calibration(min_similarity, strong, "MOESEARCH_MIN_SIMILARITY")
 
 
-def relevance_label(similarity: float | None, cal: Calibration | None, score: float = 0.0) -> Relevance:
-    """The label of a hit with this dense cosine (None: a keyword search, whose ``score`` is BM25)."""
+def relevance_label(similarity: float | None, cal: Calibration | None, score: float = 0.0,
+                    best: float | None = None) -> Relevance:
+    """The label of a hit with this dense cosine (None: a keyword search, whose ``score`` is BM25).
+
+    ``best`` is the best dense cosine among the search's hits (None: this hit is the best).  The strong level is
+    measured for the best hit of a search: above it that hit was judged relevant 90% of the time, while the other
+    hits at the same cosine were relevant 4% of the time (``bench/relevance_threshold.py``, docs/search.md).  So
+    only the best hit can be a strong match; the others are at most good ones."""
     if similarity is None:
         return Relevance("keyword", "keyword match", f"contains words of the query (BM25 score {score:.2f})")
     if cal is None:
         return Relevance("unknown", f"similarity {similarity:.2f}",
                          f"cosine similarity {similarity:.3f}; this model has no calibrated relevance levels")
-    strong = f"strong from {cal.strong:.2f}, " if cal.strong is not None else ""
+    strong = f"strong from {cal.strong:.2f} for the best hit, " if cal.strong is not None else ""
     detail = f"cosine similarity {similarity:.3f}: {strong}no good match below {cal.no_match:.2f} ({cal.measured})"
-    if cal.strong is not None and similarity >= cal.strong:
+    if cal.strong is not None and similarity >= cal.strong and (best is None or similarity >= best):
         return Relevance("strong", "strong match", detail)
     if similarity >= cal.no_match:
         return Relevance("good", "good match", detail)

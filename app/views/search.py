@@ -121,8 +121,8 @@ if not hits:
     st.stop()
 
 cal = calibration_for(stats.model_id, service.settings.min_similarity)
+best = max((h.similarity for h in hits if h.similarity is not None), default=None)  # None: a keyword search
 if not good_match([h.similarity for h in hits], cal) and st.session_state.get("anyway") != (query, mode):
-    best = max(h.similarity for h in hits if h.similarity is not None)
     st.warning(f"No good match for “{md_escape(query.strip())}”: the closest passage is no nearer to it than "
                f"nonsense gets (similarity {best:.2f}, below this model's {cal.no_match:.2f}). Try other words, or "
                "Keyword mode to find exact words.")
@@ -144,6 +144,6 @@ by_id = service.pipeline.documents_by_id(h.doc_id for h in hits)
 left, right = st.columns([2.2, 1], gap="large")
 with left:
     for rank, (passages, matched) in enumerate(cards, 1):
-        result_card(service, rank, passages, matched, query, by_id.get(passages[0].doc_id), cal)
+        result_card(service, rank, passages, matched, query, by_id.get(passages[0].doc_id), cal, best)
 with right:
     routing_panel(service, query, hits[0])

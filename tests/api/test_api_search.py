@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from indexer import Pipeline, Source
+from indexer import Calibration, Pipeline, Source
+from indexer.relevance import CALIBRATIONS
 
 DOCS = {"cells.txt": "Ribosomes translate messenger RNA into proteins inside every living cell. " * 8,
         "sea.txt": "Whenever it is a damp, drizzly November in my soul, I go to sea as soon as I can. " * 8}
@@ -45,3 +46,25 @@ def _check(client, min_similarity) -> None:
     assert keyword["good_match"] is True and keyword["hits"]
     assert {h["relevance"]["level"] for h in keyword["hits"]} == {"keyword"}
     assert keyword["hits"][0]["relevance"]["label"] == "keyword match"
+
+
+def test_only_the_best_hit_is_a_strong_match(make_client, settings, tiny_embedder, monkeypatch):
+    """The strong level is measured for a search's best hit (docs/search.md): with every hit above it, the best one
+    is labelled strong and the others good, in the hit list and in the grouped documents alike."""
+    with Pipeline(settings, embedder=tiny_embedder) as pipeline:
+        assert pipeline.ingest([Source.upload(name, text.encode()) for name, text in DOCS.items()]).ok == 2
+        monkeypatch.setitem(CALIBRATIONS, pipeline.model_info().model_id,
+                            Calibration(no_match=-1.0, strong=-0.5, measured="test"))
+        runtime, client = make_client(pipeline, settings)
+        try:
+            found = client.get("/search", params={"q": "ribosomes proteins", "k": 6, "group": "true"}).json()
+        finally:
+            runtime.close()
+    sims = [h["similarity"] for h in found["hits"]]
+    assert len(sims) > 1 and min(sims) >= -0.5 and found["good_match"] is True
+    levels = ["strong" if s == max(sims) else "good" for s in sims]
+    assert [h["relevance"]["level"] for h in found["hits"]] == levels
+    assert "good" in levels  # some hit below the best
+    grouped = [h for d in found["documents"] for h in d["hits"]]
+    assert [h["relevance"]["level"] for h in grouped] == ["strong" if h["similarity"] == max(sims) else "good"
+                                                          for h in grouped]

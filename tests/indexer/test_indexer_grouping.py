@@ -66,6 +66,10 @@ def test_relevance_levels_follow_the_calibration():
     cal = Calibration(no_match=0.8, strong=0.86, measured="test")
     assert [relevance_label(s, cal).level for s in (0.9, 0.86, 0.85, 0.8, 0.79)] == \
         ["strong", "strong", "good", "good", "weak"]
+    # strong is measured for a search's best hit: any other hit is at most a good match
+    assert [relevance_label(s, cal, best=0.95).level for s in (0.95, 0.9, 0.86, 0.8, 0.79)] == \
+        ["strong", "good", "good", "good", "weak"]
+    assert "strong from 0.86 for the best hit" in relevance_label(0.9, cal, best=0.95).detail
     assert relevance_label(None, cal, score=3.5).label == "keyword match"
     assert relevance_label(0.83, None).label == "similarity 0.83"  # an uncalibrated model: the cosine itself
     assert good_match([0.7, 0.81, None], cal) and not good_match([0.7, 0.79], cal)
