@@ -23,6 +23,7 @@ from .pipeline import (
     SearchFilters,
     StoreError,
 )
+from .relevance import calibration_for, good_match, relevance_label
 from .search import MAX_K
 from .settings import IndexerSettings
 from .store.base import MODES
@@ -161,7 +162,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        settings = IndexerSettings.from_env()
+        settings = args.settings = IndexerSettings.from_env()
         args.cancel = threading.Event()  # ingest, reindex: the first Ctrl-C cancels (also while the model loads)
         guard = _cancel_on_ctrl_c(args.cancel) if args.cancellable else contextlib.nullcontext()
         remote = remote_pipeline(settings)  # a running service (the app, `python -m api serve`) owns the data folder
@@ -209,11 +210,20 @@ def cmd_search(pipeline: Pipeline, args) -> int:
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
         return OK
-    for rank, h in enumerate(hits, 1):
-        print(f"{rank:>2}. {h.score:.4f}  {h.source} p.{h.page}  [{', '.join(h.matched_terms)}]")
-        print(f"    {_snippet(h.text)}")
     if not hits:
         print("no hits")
+        return OK
+    # the search page's judgement: relevance labels instead of RRF / BM25 numbers, and "no good match"
+    cal = calibration_for(pipeline.stats().model_id, args.settings.min_similarity)
+    sims = [h.similarity for h in hits]
+    best = max((s for s in sims if s is not None), default=None)
+    if not good_match(sims, cal):
+        print(f"no good match: the closest passage is no nearer to the query than nonsense gets (similarity "
+              f"{best:.2f}, below this model's {cal.no_match:.2f}); the closest passages:")
+    for rank, h in enumerate(hits, 1):
+        label = relevance_label(h.similarity, cal, h.score, best).label
+        print(f"{rank:>2}. {label:<14} {h.source} p.{h.page}  [{', '.join(h.matched_terms)}]")
+        print(f"    {_snippet(h.text)}")
     return OK
 
 

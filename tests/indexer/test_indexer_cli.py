@@ -34,7 +34,7 @@ def _json(capsys):
     return json.loads(capsys.readouterr().out)
 
 
-def test_ingest_search_stats_documents_delete(env, folder, capsys):
+def test_ingest_search_stats_documents_delete(env, folder, capsys, monkeypatch):
     assert run(["ingest", str(folder), "--json"]) == 0
     report = _json(capsys)
     assert report["ok"] == 2 and report["failed"] == 0 and report["pages"] == 3
@@ -48,7 +48,15 @@ def test_ingest_search_stats_documents_delete(env, folder, capsys):
     assert all(h["doc_type"] == "pdf" for h in _json(capsys))
     assert run(["search", "pangolin", "--source", "a.txt"]) == 0
     out = capsys.readouterr().out
-    assert " 1. " in out and "a.txt p.1" in out
+    assert " 1. similarity 0." in out and "a.txt p.1" in out  # the tiny model has no calibration: the cosine
+    assert "no good match" not in out
+    monkeypatch.setenv("MOESEARCH_MIN_SIMILARITY", "0.9999")  # nothing reaches it
+    assert run(["search", "pangolin", "--source", "a.txt"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("no good match: ") and " 1. weak match " in out and "a.txt p.1" in out
+    assert run(["search", "pangolin", "--mode", "keyword"]) == 0
+    assert " 1. keyword match " in capsys.readouterr().out
+    monkeypatch.delenv("MOESEARCH_MIN_SIMILARITY")
 
     assert run(["stats", "--json"]) == 0
     stats = _json(capsys)
