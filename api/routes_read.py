@@ -18,6 +18,7 @@ from indexer import (
     Hit,
     IndexerError,
     SearchFilters,
+    best_similarity,
     calibration_for,
     good_match,
     group_by_document,
@@ -118,7 +119,7 @@ def search(request: Request,
     took = (time.perf_counter() - t0) * 1000
     # the serving model's levels, as the search page judges them (indexer/relevance.py)
     cal = calibration_for(pipeline.model_info().model_id, pipeline.settings.min_similarity)
-    best = max((h.similarity for h in hits if h.similarity is not None), default=None)
+    best = best_similarity(h.similarity for h in hits)
     return SearchOut(query=q, mode=mode, k=k, took_ms=round(took, 3),
                      good_match=good_match([h.similarity for h in hits], cal),
                      no_match_below=cal.no_match if cal is not None else None,

@@ -23,7 +23,7 @@ from .pipeline import (
     SearchFilters,
     StoreError,
 )
-from .relevance import calibration_for, good_match, relevance_label
+from .relevance import best_similarity, calibration_for, good_match, relevance_label
 from .search import MAX_K
 from .settings import IndexerSettings
 from .store.base import MODES
@@ -216,7 +216,7 @@ def cmd_search(pipeline: Pipeline, args) -> int:
     # the search page's judgement: relevance labels instead of RRF / BM25 numbers, and "no good match"
     cal = calibration_for(pipeline.stats().model_id, args.settings.min_similarity)
     sims = [h.similarity for h in hits]
-    best = max((s for s in sims if s is not None), default=None)
+    best = best_similarity(sims)
     if not good_match(sims, cal):
         print(f"no good match: the closest passage is no nearer to the query than nonsense gets (similarity "
               f"{best:.2f}, below this model's {cal.no_match:.2f}); the closest passages:")

@@ -9,6 +9,7 @@ without a calibration here gets no threshold and no labels: the page shows the c
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -61,8 +62,8 @@ def relevance_label(similarity: float | None, cal: Calibration | None, score: fl
 
     ``best`` is the best dense cosine among the search's hits (None: this hit is the best).  The strong level is
     measured for the best hit of a search: above it that hit was judged relevant 90% of the time, while the other
-    hits at the same cosine were relevant 4% of the time (``bench/relevance_threshold.py``, docs/search.md).  So
-    only the best hit can be a strong match; the others are at most good ones."""
+    documents' best hits at the same cosine were relevant 1.6% of the time (``bench/relevance_threshold.py``,
+    docs/search.md).  So only the best hit can be a strong match; the others are at most good ones."""
     if similarity is None:
         return Relevance("keyword", "keyword match", f"contains words of the query (BM25 score {score:.2f})")
     if cal is None:
@@ -77,8 +78,14 @@ def relevance_label(similarity: float | None, cal: Calibration | None, score: fl
     return Relevance("weak", "weak match", detail)
 
 
+def best_similarity(similarities: Iterable[float | None]) -> float | None:
+    """The best dense cosine among a search's hits (None: a keyword search, or no hits): ``relevance_label``'s
+    ``best``."""
+    return max((s for s in similarities if s is not None), default=None)
+
+
 def good_match(similarities: list[float | None], cal: Calibration | None) -> bool:
     """Whether a search found anything better than nonsense: its best cosine reaches the model's threshold (always
     true for an uncalibrated model, a keyword search, and no hits at all is the caller's own case)."""
-    known = [s for s in similarities if s is not None]
-    return cal is None or not known or max(known) >= cal.no_match
+    best = best_similarity(similarities)
+    return cal is None or best is None or best >= cal.no_match

@@ -12,7 +12,7 @@ from app.render import inject_css, report_table, result_card, routing_panel, ser
 from app.sample import EXAMPLES, sample_files
 from app.service import MODES, Busy, NotEmpty
 from app.snippets import md_escape
-from indexer import SearchFilters, calibration_for, good_match, group_by_document
+from indexer import SearchFilters, best_similarity, calibration_for, good_match, group_by_document
 
 PASSAGES = 3  # best passages a document card shows
 FETCH = 4  # passages fetched per result asked for, so that k documents remain once grouped
@@ -121,7 +121,7 @@ if not hits:
     st.stop()
 
 cal = calibration_for(stats.model_id, service.settings.min_similarity)
-best = max((h.similarity for h in hits if h.similarity is not None), default=None)  # None: a keyword search
+best = best_similarity(h.similarity for h in hits)  # None: a keyword search
 if not good_match([h.similarity for h in hits], cal) and st.session_state.get("anyway") != (query, mode):
     st.warning(f"No good match for “{md_escape(query.strip())}”: the closest passage is no nearer to it than "
                f"nonsense gets (similarity {best:.2f}, below this model's {cal.no_match:.2f}). Try other words, or "
